@@ -1,0 +1,23 @@
+//! Applies pending migrations: `cargo migrate` (or `cargo run -p chat-shared --bin migrate`)
+//! with `DATABASE_URL_UNPOOLED` or `DATABASE_URL` set. A deploy step, never a cold-start one.
+
+use anyhow::Context;
+use shared::config::DatabaseConfig;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init();
+    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let url = get("DATABASE_URL")
+        .or_else(|| get("DATABASE_URL_UNPOOLED"))
+        .context("set DATABASE_URL_UNPOOLED or DATABASE_URL")?;
+    let config = DatabaseConfig {
+        url,
+        url_unpooled: get("DATABASE_URL_UNPOOLED"),
+        pool_max: 1,
+        acquire_timeout: std::time::Duration::from_secs(30),
+    };
+    shared::db::migrate(&config).await?;
+    println!("migrations applied");
+    Ok(())
+}

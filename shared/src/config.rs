@@ -1,0 +1,275 @@
+//! Settings, read once per process from the environment.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// Everything the API can be configured with. Each field maps to one environment
+/// variable, documented in the README's configuration table and `.env.example`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub storage: StorageConfig,
+    pub stream: StreamConfig,
+}
+
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`: the pooled URL (Neon's PgBouncer endpoint in production).
+    pub url: String,
+    /// `DATABASE_URL_UNPOOLED`: a direct URL, for migrations (advisory locks) and LISTEN.
+    pub url_unpooled: Option<String>,
+    /// `DB_POOL_MAX`
+    pub pool_max: u32,
+    /// `DB_ACQUIRE_TIMEOUT_MS`
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// `AUTH_JWT_SECRET`: HS256 key.
+    pub jwt_secret: String,
+    /// `AUTH_JWT_ISSUER`
+    pub issuer: Option<String>,
+    /// `AUTH_JWT_AUDIENCE`
+    pub audience: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct StorageConfig {
+    /// `S3_ENDPOINT`, e.g. `https://<account>.r2.cloudflarestorage.com`.
+    pub endpoint: String,
+    /// `S3_REGION` (`auto` for R2).
+    pub region: String,
+    /// `S3_BUCKET`
+    pub bucket: String,
+    /// `S3_ACCESS_KEY_ID`
+    pub access_key_id: String,
+    /// `S3_SECRET_ACCESS_KEY`
+    pub secret_access_key: String,
+    /// `S3_FORCE_PATH_STYLE`
+    pub force_path_style: bool,
+    /// `FILES_PUBLIC_BASE_URL`: when set, file urls are `{base}/{key}` instead of presigned GETs.
+    pub public_base_url: Option<String>,
+    /// `MAX_UPLOAD_BYTES`
+    pub max_upload_bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    /// `STREAM_POLL_MS`
+    pub poll_interval: Duration,
+    /// `STREAM_MAX_SECONDS`
+    pub max_lifetime: Duration,
+    /// `STREAM_MAX_BACKLOG`
+    pub max_backlog: i64,
+    /// `STREAM_HEARTBEAT_SECS`
+    pub heartbeat: Duration,
+    /// `STREAM_MAX_PER_INSTANCE`: open streams one process accepts (a Vercel instance has
+    /// 1,024 file descriptors for every stream and socket).
+    pub max_per_instance: usize,
+}
+
+// Secrets never reach logs: Debug prints them redacted.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &"<redacted>")
+            .field(
+                "url_unpooled",
+                &self.url_unpooled.as_ref().map(|_| "<redacted>"),
+            )
+            .field("pool_max", &self.pool_max)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("force_path_style", &self.force_path_style)
+            .field("public_base_url", &self.public_base_url)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .finish()
+    }
+}
+
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+
+impl StreamConfig {
+    pub fn defaults() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            max_lifetime: Duration::from_secs(280),
+            max_backlog: 1000,
+            heartbeat: Duration::from_secs(15),
+            max_per_instance: 800,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the whole configuration; fails with every missing or malformed variable named.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_env`], over any source of variables (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let env = Env(&get);
+        let mut missing = Vec::new();
+        let mut required = |name: &'static str| match env.get(name) {
+            Some(v) => v,
+            None => {
+                missing.push(name);
+                String::new()
+            }
+        };
+        let database_url = required("DATABASE_URL");
+        let jwt_secret = required("AUTH_JWT_SECRET");
+        let endpoint = required("S3_ENDPOINT");
+        let bucket = required("S3_BUCKET");
+        let access_key_id = required("S3_ACCESS_KEY_ID");
+        let secret_access_key = required("S3_SECRET_ACCESS_KEY");
+        if !missing.is_empty() {
+            bail!("missing required settings: {}", missing.join(", "));
+        }
+        let stream_defaults = StreamConfig::defaults();
+        Ok(Self {
+            database: DatabaseConfig {
+                url: database_url,
+                url_unpooled: env.get("DATABASE_URL_UNPOOLED"),
+                pool_max: env.parse("DB_POOL_MAX", 5)?,
+                acquire_timeout: Duration::from_millis(env.parse("DB_ACQUIRE_TIMEOUT_MS", 5000)?),
+            },
+            auth: AuthConfig {
+                jwt_secret,
+                issuer: env.get("AUTH_JWT_ISSUER"),
+                audience: env.get("AUTH_JWT_AUDIENCE"),
+            },
+            storage: StorageConfig {
+                endpoint,
+                region: env.get("S3_REGION").unwrap_or_else(|| "auto".into()),
+                bucket,
+                access_key_id,
+                secret_access_key,
+                force_path_style: env.parse("S3_FORCE_PATH_STYLE", true)?,
+                public_base_url: env
+                    .get("FILES_PUBLIC_BASE_URL")
+                    .map(|u| u.trim_end_matches('/').to_owned()),
+                max_upload_bytes: env.parse("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?,
+            },
+            stream: StreamConfig {
+                poll_interval: Duration::from_millis(env.parse(
+                    "STREAM_POLL_MS",
+                    stream_defaults.poll_interval.as_millis() as u64,
+                )?),
+                max_lifetime: Duration::from_secs(
+                    env.parse("STREAM_MAX_SECONDS", stream_defaults.max_lifetime.as_secs())?,
+                ),
+                max_backlog: env.parse("STREAM_MAX_BACKLOG", stream_defaults.max_backlog)?,
+                heartbeat: Duration::from_secs(
+                    env.parse("STREAM_HEARTBEAT_SECS", stream_defaults.heartbeat.as_secs())?,
+                ),
+                max_per_instance: env
+                    .parse("STREAM_MAX_PER_INSTANCE", stream_defaults.max_per_instance)?,
+            },
+        })
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    /// A set, non-blank value.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T>
+    where
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .with_context(|| format!("{name} has an invalid value")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("AUTH_JWT_SECRET", "s3cret"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("S3_BUCKET", "b"),
+            ("S3_ACCESS_KEY_ID", "k"),
+            ("S3_SECRET_ACCESS_KEY", "sk"),
+        ])
+    }
+
+    fn load(vars: &HashMap<&str, &str>) -> anyhow::Result<Config> {
+        Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_settings_are_unset() {
+        let c = load(&base()).unwrap();
+        assert_eq!(c.database.pool_max, 5);
+        assert_eq!(c.storage.max_upload_bytes, 52_428_800);
+        assert_eq!(c.storage.region, "auto");
+        assert_eq!(c.stream.poll_interval, Duration::from_millis(500));
+        assert_eq!(c.stream.max_lifetime, Duration::from_secs(280));
+        assert_eq!(c.stream.max_backlog, 1000);
+    }
+
+    #[test]
+    fn missing_required_settings_are_all_named() {
+        let err = load(&HashMap::new()).unwrap_err().to_string();
+        for name in ["DATABASE_URL", "AUTH_JWT_SECRET", "S3_BUCKET"] {
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_number_is_an_error_naming_the_variable() {
+        let mut vars = base();
+        vars.insert("DB_POOL_MAX", "many");
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("DB_POOL_MAX"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let c = load(&base()).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("u:p@h") && !shown.contains("\"sk\""));
+    }
+}

@@ -1,0 +1,52 @@
+//! Postgres access: the per-process pool, migrations, and one module of queries per table.
+
+pub mod messages;
+pub mod rooms;
+pub mod uploads;
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::DatabaseConfig;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// One small pool per process, connecting lazily: a cold start costs no connection until a
+/// query needs one, and an acquire gives up after `DB_ACQUIRE_TIMEOUT_MS` so requests answer
+/// 503 instead of hanging. sqlx's named-statement cache stays on: Neon's pooler supports
+/// protocol-level prepared statements.
+pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&config.url)
+        .context("DATABASE_URL is not a valid Postgres URL")?;
+    Ok(PgPoolOptions::new()
+        .max_connections(config.pool_max)
+        .min_connections(0)
+        .acquire_timeout(config.acquire_timeout)
+        .idle_timeout(std::time::Duration::from_secs(60))
+        .connect_lazy_with(options))
+}
+
+/// Applies pending migrations over `DATABASE_URL_UNPOOLED` when set (they take a
+/// session-level advisory lock, which PgBouncer in transaction mode does not keep).
+pub async fn migrate(config: &DatabaseConfig) -> anyhow::Result<()> {
+    let url = config.url_unpooled.as_deref().unwrap_or(&config.url);
+    let options =
+        PgConnectOptions::from_str(url).context("database URL is not a valid Postgres URL")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .context("connect for migrations")?;
+    MIGRATOR.run(&pool).await.context("run migrations")?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Whether `err` is a unique violation of the named constraint or index.
+pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation() && db.constraint() == Some(constraint))
+}

@@ -1,0 +1,162 @@
+//! Upload metadata: file names, content types and sizes.
+
+use super::invalid;
+use crate::http::ApiError;
+
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// A file name safe to put in an object key and a `Content-Disposition`: the last path
+/// component only, no control characters, at most 255 bytes (the extension is kept when
+/// a long name is cut).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileName(String);
+
+impl FileName {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+        let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+        let cleaned = cleaned.trim().trim_start_matches('.').trim();
+        if cleaned.is_empty() {
+            return Err(invalid("file_name", "must contain a file name"));
+        }
+        Ok(Self(truncate_keeping_extension(
+            cleaned,
+            MAX_FILE_NAME_BYTES,
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn truncate_keeping_extension(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(dot) if name.len() - dot <= 16 => name.split_at(dot),
+        _ => (name, ""),
+    };
+    let mut cut = max - ext.len();
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}", &stem[..cut], ext)
+}
+
+/// A `type/subtype` media type made of RFC 9110 token characters, lower-cased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentType(String);
+
+impl ContentType {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        match raw.split_once('/') {
+            Some((t, s)) if raw.len() <= 255 && token(t) && token(s) => {
+                Ok(Self(raw.to_ascii_lowercase()))
+            }
+            _ => Err(invalid(
+                "content_type",
+                "must be a media type like `image/png`",
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_image(&self) -> bool {
+        self.0.starts_with("image/")
+    }
+}
+
+/// A declared upload size in bytes, at most the configured maximum (413 above it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadSize(u64);
+
+impl UploadSize {
+    pub fn parse(size: i64, max: u64) -> Result<Self, ApiError> {
+        let size = u64::try_from(size).map_err(|_| invalid("size", "must not be negative"))?;
+        if size > max {
+            return Err(ApiError::PayloadTooLarge {
+                code: "upload_too_large",
+                message: format!("The file is over the {max}-byte upload limit."),
+            });
+        }
+        Ok(Self(size))
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_lose_their_path_and_control_characters() {
+        assert_eq!(
+            FileName::parse("../../etc/passwd").unwrap().as_str(),
+            "passwd"
+        );
+        assert_eq!(
+            FileName::parse("C:\\Users\\me\\cat.png").unwrap().as_str(),
+            "cat.png"
+        );
+        assert_eq!(
+            FileName::parse("a\u{0}b\nc.txt").unwrap().as_str(),
+            "abc.txt"
+        );
+        assert_eq!(FileName::parse("..hidden").unwrap().as_str(), "hidden");
+        for bad in ["", "dir/", "..", " \t "] {
+            assert!(FileName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn long_file_names_are_cut_to_255_bytes_keeping_the_extension() {
+        let name = FileName::parse(&format!("{}.png", "é".repeat(200))).unwrap();
+        assert!(name.as_str().len() <= 255);
+        assert!(name.as_str().ends_with(".png"));
+    }
+
+    #[test]
+    fn content_types_are_type_slash_subtype() {
+        assert_eq!(
+            ContentType::parse("Image/PNG").unwrap().as_str(),
+            "image/png"
+        );
+        assert!(ContentType::parse("application/vnd.ms-excel").is_ok());
+        for bad in [
+            "png",
+            "image/",
+            "/png",
+            "text/plain; charset=utf-8",
+            "a/b/c",
+            "im age/png",
+        ] {
+            assert!(ContentType::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_over_the_limit_are_413() {
+        assert!(UploadSize::parse(10, 10).is_ok());
+        assert!(matches!(
+            UploadSize::parse(11, 10),
+            Err(ApiError::PayloadTooLarge { .. })
+        ));
+        assert!(matches!(
+            UploadSize::parse(-1, 10),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
+}

@@ -1,0 +1,187 @@
+//! The one API error type and its JSON rendering: `{"error": {"code", "message"}}`.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use super::body::{Body, json_response};
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECS: &str = "2";
+
+/// Every way a request can fail. Each variant documents its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: bad JSON, a bad field, a bad query parameter.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: missing, invalid or expired token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404: unknown room or route.
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// 405: the path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    /// 409: the resource already exists.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 413: upload size over the limit, or a body over 1 MiB.
+    #[error("{message}")]
+    PayloadTooLarge { code: &'static str, message: String },
+    /// 503: this instance is at a capacity limit (open streams).
+    #[error("{message}")]
+    Overloaded { code: &'static str, message: String },
+    /// 503: the database is down or the pool is exhausted.
+    #[error("database unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500: anything unexpected. The cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn room_not_found() -> Self {
+        Self::NotFound {
+            code: "room_not_found",
+            message: "No such room.".into(),
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Overloaded { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::PayloadTooLarge { code, .. }
+            | Self::Overloaded { code, .. } => code,
+            Self::Unauthorized(_) => "unauthorized",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Unavailable(_) => "database_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                format!("This route does not support that method. Allowed: {allow}.")
+            }
+            Self::Unavailable(_) => {
+                "The database is unavailable right now. Retry shortly.".to_owned()
+            }
+            Self::Internal(_) => "Something went wrong on our side.".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Renders the error, logging the cause chain of server-side failures once, here.
+    pub fn into_response(self) -> Response<Body> {
+        match &self {
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "database unavailable")
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
+            _ => {}
+        }
+        let body = serde_json::json!({
+            "error": { "code": self.code(), "message": self.public_message() }
+        });
+        let mut response = json_response(self.status_code(), &body);
+        let headers = response.headers_mut();
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Overloaded { .. } | Self::Unavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    /// Database outages become 503; everything else is a 500.
+    fn from(err: anyhow::Error) -> Self {
+        if err.chain().any(is_unavailable) {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err)
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        anyhow::Error::from(err).into()
+    }
+}
+
+/// Whether an error means "the database cannot be reached or is overloaded", which a
+/// client should retry, rather than a bug.
+fn is_unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(err) = err.downcast_ref::<sqlx::Error>() {
+        return match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // 08: connection exceptions; 57P0x: server shutting down or starting up;
+            // 53300: too many connections.
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
+            _ => false,
+        };
+    }
+    err.downcast_ref::<std::io::Error>().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_timeout_is_a_503_with_retry_after() {
+        let err: ApiError = anyhow::Error::from(sqlx::Error::PoolTimedOut)
+            .context("list messages")
+            .into();
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn an_unexpected_error_is_a_500_that_hides_its_cause() {
+        let err: ApiError = anyhow::anyhow!("SELECT secret FROM x failed").into();
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!err.public_message().contains("SELECT"));
+    }
+}

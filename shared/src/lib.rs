@@ -1,0 +1,24 @@
+//! The chat API's library: everything the function binaries in `api/` share.
+//!
+//! Folders by concern: `http/` (routing, errors, bodies, SSE framing), `routes/` (one
+//! module per route family), `db/` (pool, migrations and queries), `storage/` (R2/S3
+//! presigning and checks), `auth/` (bearer tokens), `domain/` (validated input types).
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod realtime;
+pub mod routes;
+pub mod storage;
+pub mod telemetry;
+pub mod vercel;
+
+#[cfg(feature = "dev")]
+pub mod dev;
+
+pub use app::App;
+pub use config::Config;
+pub use http::router::Function;

@@ -1,0 +1,249 @@
+//! One SSE subscriber: registers with the hub, catches up from Postgres after its resume
+//! point, then forwards live frames, skipping any seq it already sent. Never waited on:
+//! a subscriber that cannot keep up is cut off and reconnects with `Last-Event-ID`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Frame;
+use rand::Rng;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::{Delivery, Hub, PAGE, render};
+use crate::db;
+use crate::http::{ApiError, BoxError, sse};
+use crate::routes::views::MessageView;
+
+/// What `EventSource` waits before reconnecting, in ms.
+pub const RETRY_MS: u64 = 1000;
+/// Frames queued for one client before its writes count as stalled.
+const CLIENT_BUFFER: usize = 256;
+/// How long a stalled client is given before it is cut off.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type FrameResult = Result<Frame<Bytes>, BoxError>;
+
+/// Where a new stream starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// No resume point: only messages after the room's current `last_seq`.
+    Tail(i64),
+    /// Every message after this seq.
+    Resume(i64),
+    /// Too far behind (or ahead): send `reset` with this seq, then continue from it.
+    Reset(i64),
+}
+
+impl Start {
+    pub fn choose(resume: Option<i64>, last_seq: i64, max_backlog: i64) -> Self {
+        match resume {
+            None => Self::Tail(last_seq),
+            Some(seq) if seq > last_seq || last_seq - seq > max_backlog => Self::Reset(last_seq),
+            Some(seq) => Self::Resume(seq),
+        }
+    }
+}
+
+/// Decrements the open-stream count when a stream ends, however it ends.
+struct OpenStream(Hub);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0
+            .inner()
+            .stats
+            .open_streams
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Hub {
+    /// Opens a stream on `room` whose `last_seq` the caller just read. 503 past
+    /// `STREAM_MAX_PER_INSTANCE` or while shutting down.
+    pub fn subscribe(
+        &self,
+        room: &str,
+        last_seq: i64,
+        resume: Option<i64>,
+    ) -> Result<mpsc::Receiver<FrameResult>, ApiError> {
+        let inner = self.inner();
+        let open = inner.stats.open_streams.fetch_add(1, Ordering::Relaxed);
+        let guard = OpenStream(self.clone());
+        if open >= inner.config.max_per_instance || *self.shutdown_signal().borrow() {
+            return Err(ApiError::Overloaded {
+                code: "too_many_streams",
+                message: "This instance has no room for another stream. Retry shortly.".into(),
+            });
+        }
+        let live = self.register(room, last_seq);
+        let start = Start::choose(resume, last_seq, inner.config.max_backlog);
+        let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
+        let subscriber = Subscriber {
+            hub: self.clone(),
+            room: room.to_owned(),
+            tx,
+            sent: 0,
+        };
+        tokio::spawn(subscriber.run(start, live, guard));
+        Ok(rx)
+    }
+}
+
+struct Subscriber {
+    hub: Hub,
+    room: String,
+    tx: mpsc::Sender<FrameResult>,
+    /// The newest seq sent to this client.
+    sent: i64,
+}
+
+/// Why a stream ended early.
+enum End {
+    ClientGone,
+    Failed(anyhow::Error),
+}
+
+impl Subscriber {
+    async fn run(
+        mut self,
+        start: Start,
+        mut live: broadcast::Receiver<Arc<Delivery>>,
+        _guard: OpenStream,
+    ) {
+        let config = &self.hub.inner().config;
+        let deadline = Instant::now() + jittered(config.max_lifetime);
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
+        let stopped = stopped(self.hub.shutdown_signal());
+        tokio::pin!(stopped);
+
+        let opened = async {
+            self.send(sse::retry(RETRY_MS)).await?;
+            self.sent = match start {
+                Start::Tail(seq) | Start::Resume(seq) => seq,
+                Start::Reset(seq) => {
+                    let data = format!("{{\"last_seq\":{seq}}}");
+                    self.send(sse::event(seq, "reset", &data)).await?;
+                    seq
+                }
+            };
+            self.catch_up(i64::MAX).await
+        };
+        if let Err(end) = opened.await {
+            return self.log_end(end);
+        }
+
+        let result: Result<(), End> = async {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => return Ok(()),
+                    _ = sleep_until(deadline) => return Ok(()),
+                    _ = self.tx.closed() => return Err(End::ClientGone),
+                    received = live.recv() => match received {
+                        Ok(delivery) if delivery.seq <= self.sent => {}
+                        Ok(delivery) => {
+                            // A gap means frames were broadcast before this stream could see
+                            // them; read them rather than skip them.
+                            if delivery.seq > self.sent + 1 {
+                                self.catch_up(delivery.seq - 1).await?;
+                            }
+                            self.send(delivery.frame.clone()).await?;
+                            self.sent = delivery.seq;
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            return Err(End::Failed(anyhow::anyhow!("slow subscriber cut off")));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    },
+                    _ = heartbeat.tick() => self.send(sse::heartbeat()).await?,
+                }
+            }
+        }
+        .await;
+        if let Err(end) = result {
+            self.log_end(end);
+        }
+    }
+
+    /// Sends every message after `self.sent` up to `up_to` from Postgres, paged.
+    async fn catch_up(&mut self, up_to: i64) -> Result<(), End> {
+        let inner = self.hub.inner();
+        loop {
+            let rows = db::messages::list_range(&inner.db, &self.room, self.sent, up_to, PAGE)
+                .await
+                .map_err(|e| End::Failed(e.into()))?;
+            let fetched = rows.len() as i64;
+            for view in MessageView::build_all(&inner.storage, rows)
+                .await
+                .map_err(End::Failed)?
+            {
+                self.send(render(&view)).await?;
+                self.sent = view.seq;
+            }
+            if fetched < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send(&self, bytes: Bytes) -> Result<(), End> {
+        match timeout(SEND_TIMEOUT, self.tx.send(Ok(Frame::data(bytes)))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientGone),
+            Err(_) => Err(End::Failed(anyhow::anyhow!("client stalled; cut off"))),
+        }
+    }
+
+    fn log_end(&self, end: End) {
+        if let End::Failed(err) = end {
+            tracing::info!(
+                room = self.room,
+                sent = self.sent,
+                reason = format!("{err:#}"),
+                "stream ended early"
+            );
+        }
+    }
+}
+
+/// Resolves once the hub shuts down.
+async fn stopped(mut signal: watch::Receiver<bool>) {
+    loop {
+        let stop = *signal.borrow_and_update();
+        if stop || signal.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `lifetime` ± 10 %, so clients opened together do not all reconnect in the same second.
+fn jittered(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(rand::rng().random_range(0.9..=1.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_depends_on_the_resume_point_and_the_gap() {
+        assert_eq!(Start::choose(None, 10, 1000), Start::Tail(10));
+        assert_eq!(Start::choose(Some(4), 10, 1000), Start::Resume(4));
+        assert_eq!(Start::choose(Some(10), 10, 1000), Start::Resume(10));
+        assert_eq!(Start::choose(Some(5), 2000, 1000), Start::Reset(2000));
+        assert_eq!(Start::choose(Some(1000), 2000, 1000), Start::Resume(1000));
+        assert_eq!(Start::choose(Some(11), 10, 1000), Start::Reset(10));
+    }
+
+    #[test]
+    fn lifetimes_vary_by_at_most_ten_percent() {
+        for _ in 0..100 {
+            let d = jittered(Duration::from_secs(100));
+            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110));
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `GET /api/rooms/{room}/messages` and `POST /api/rooms/{room}/messages`.
+
+use futures_util::future::try_join_all;
+use http::{Response, StatusCode};
+use serde::Deserialize;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::views::MessageView;
+use crate::App;
+use crate::db;
+use crate::db::messages::{CLIENT_ID_KEY, FileRow, InsertedMessage, MessageRow, NewMessage};
+use crate::db::uploads::UploadRow;
+use crate::domain::{ClientId, FileIds, MessageContent, Page, RoomId, User};
+use crate::http::body::parse_json;
+use crate::http::query::Query;
+use crate::http::{ApiError, Body, json_response};
+use crate::storage::ObjectState;
+
+/// `GET /api/rooms/{room}/messages?limit=&before=&after=`: one page in ascending `seq`,
+/// with `has_more` in the direction of travel. Files come in the same query.
+pub async fn list(app: &App, room: &RoomId, query: &Query) -> Result<Response<Body>, ApiError> {
+    let page = Page::from_query(query)?;
+    let (rows, has_more) = db::messages::list_page(&app.db, room, page).await?;
+    // An empty page is the only case where the room might not exist.
+    if rows.is_empty() && db::rooms::last_seq(&app.db, room).await?.is_none() {
+        return Err(ApiError::room_not_found());
+    }
+    let messages = MessageView::build_all(&app.storage, rows).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "messages": messages, "has_more": has_more }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SendMessageRequest {
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub file_ids: Option<Vec<Uuid>>,
+    #[serde(default)]
+    pub client_id: Option<ClientId>,
+}
+
+/// `POST /api/rooms/{room}/messages`: `{"content", "file_ids"?, "client_id"?}` → 201 with
+/// the message. The author is the token's user, whatever the body says. A repeat with the
+/// same `client_id` returns the stored message with 200 and stores nothing.
+pub async fn post(
+    app: &App,
+    user: &User,
+    room: &RoomId,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let request: SendMessageRequest = parse_json(body)?;
+    let file_ids = FileIds::parse(request.file_ids.unwrap_or_default())?;
+    let content = MessageContent::parse(request.content, !file_ids.is_empty())?;
+    let message = NewMessage {
+        id: Uuid::now_v7(),
+        room,
+        user_email: &user.email,
+        content: &content,
+        client_id: request.client_id,
+        file_ids: &file_ids,
+    };
+
+    let uploads = match check_uploads(app, user, room, &file_ids).await {
+        Ok(uploads) => uploads,
+        // A retry of a send whose files were attached the first time.
+        Err(err) => return stored_or(app, room, message.client_id, err).await,
+    };
+
+    let inserted = if file_ids.is_empty() {
+        db::messages::insert_message(&app.db, &message).await
+    } else {
+        insert_with_files(app, &message).await?
+    };
+    let inserted = match inserted {
+        Ok(Some(inserted)) => inserted,
+        Ok(None) => return Err(ApiError::room_not_found()),
+        Err(err) if db::is_unique_violation(&err, CLIENT_ID_KEY) => {
+            return stored_or(app, room, message.client_id, err.into()).await;
+        }
+        Err(err) => return Err(err.into()),
+    };
+
+    let row = stored_row(&message, inserted, uploads);
+    let view = MessageView::build(&app.storage, row).await?;
+    Ok(json_response(StatusCode::CREATED, &view))
+}
+
+/// Runs the insert in a transaction and commits only if every upload was attached: one
+/// attached concurrently by another send makes this one fail whole.
+async fn insert_with_files(
+    app: &App,
+    message: &NewMessage<'_>,
+) -> Result<sqlx::Result<Option<InsertedMessage>>, ApiError> {
+    let mut tx = app.db.begin().await?;
+    let result = db::messages::insert_message(&mut *tx, message).await;
+    match result {
+        Ok(Some(inserted)) if inserted.attached != message.file_ids.as_slice().len() as i64 => {
+            tx.rollback().await?;
+            Err(upload_unusable())
+        }
+        Ok(Some(inserted)) => {
+            tx.commit().await?;
+            Ok(Ok(Some(inserted)))
+        }
+        other => Ok(other),
+    }
+}
+
+/// The message stored under `client_id`, with 200; otherwise `err`.
+async fn stored_or(
+    app: &App,
+    room: &RoomId,
+    client_id: Option<ClientId>,
+    err: ApiError,
+) -> Result<Response<Body>, ApiError> {
+    let Some(client_id) = client_id else {
+        return Err(err);
+    };
+    match db::messages::find_by_client_id(&app.db, room, client_id).await? {
+        Some(row) => Ok(json_response(
+            StatusCode::OK,
+            &MessageView::build(&app.storage, row).await?,
+        )),
+        None => Err(err),
+    }
+}
+
+/// Every upload must be pending, the caller's, for this room, and present in storage with
+/// its declared size. Storage is checked before the insert so the room's row lock is
+/// never held across a network call.
+async fn check_uploads(
+    app: &App,
+    user: &User,
+    room: &RoomId,
+    ids: &FileIds,
+) -> Result<Vec<UploadRow>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = db::uploads::find_uploads(&app.db, ids.as_slice()).await?;
+    let mut uploads = Vec::with_capacity(ids.as_slice().len());
+    for id in ids.as_slice() {
+        match found.iter().find(|u| u.id == *id) {
+            Some(u) if u.user_email == user.email && u.room_id == room.as_str() => {
+                uploads.push(u.clone())
+            }
+            _ => return Err(upload_unusable()),
+        }
+    }
+    let states = try_join_all(uploads.iter().map(|u| app.storage.head(&u.object_key))).await?;
+    for (upload, state) in uploads.iter().zip(states) {
+        match state {
+            ObjectState::Present { size } if size == upload.size => {}
+            ObjectState::Present { .. } => {
+                return Err(ApiError::bad_request(
+                    "upload_size_mismatch",
+                    format!(
+                        "The stored file for upload {} does not have the declared size.",
+                        upload.id
+                    ),
+                ));
+            }
+            ObjectState::Missing => {
+                return Err(ApiError::bad_request(
+                    "upload_incomplete",
+                    format!(
+                        "The file for upload {} has not been uploaded yet.",
+                        upload.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(uploads)
+}
+
+fn upload_unusable() -> ApiError {
+    ApiError::bad_request(
+        "invalid_upload",
+        "An upload in `file_ids` does not exist, is not yours, is for another room, or is already attached.",
+    )
+}
+
+/// The stored message, from what was sent and what the insert assigned (no re-read).
+fn stored_row(
+    message: &NewMessage<'_>,
+    inserted: InsertedMessage,
+    uploads: Vec<UploadRow>,
+) -> MessageRow {
+    // Files are shown in id (upload) order, as the list query returns them.
+    let mut uploads = uploads;
+    uploads.sort_by_key(|u| u.id);
+    let files = uploads
+        .into_iter()
+        .map(|u| FileRow {
+            id: u.id,
+            object_key: u.object_key,
+            file_name: u.file_name,
+            content_type: u.content_type,
+            size: u.size,
+        })
+        .collect();
+    MessageRow {
+        id: message.id,
+        room_id: message.room.as_str().to_owned(),
+        seq: inserted.seq,
+        user_email: message.user_email.to_owned(),
+        content: message.content.as_str().to_owned(),
+        client_id: message.client_id,
+        created_at: inserted.created_at,
+        files: Json(files),
+    }
+}

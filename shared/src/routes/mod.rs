@@ -1,0 +1,9 @@
+//! Route handlers, one module per route family. Each takes parsed input and the
+//! authenticated user, and returns a response or an [`ApiError`](crate::http::ApiError).
+
+pub mod health;
+pub mod messages;
+pub mod rooms;
+pub mod stream;
+pub mod uploads;
+pub mod views;

@@ -1,0 +1,185 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{ALICE, TestApp, assert_error};
+use crate::sse_client::{RawStream, follow};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_stream_opens_with_sse_headers_and_a_retry_line() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let mut stream = RawStream::open(&app, "general", "", None).await;
+    assert_eq!(stream.headers["content-type"], "text/event-stream");
+    assert_eq!(stream.headers["cache-control"], "no-cache");
+    assert_eq!(stream.headers["x-accel-buffering"], "no");
+    let first = stream.next(WAIT).await.unwrap();
+    assert_eq!(first.retry, Some(1000));
+}
+
+#[tokio::test]
+async fn without_a_resume_point_only_new_messages_are_sent() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    app.seed_messages("general", 5).await;
+    let mut stream = RawStream::open(&app, "general", "", None).await;
+    stream.next(WAIT).await.unwrap(); // retry
+    let sent = app.send("general", "new").await;
+    let event = stream.next_event(WAIT).await.unwrap();
+    assert_eq!(event.event.as_deref(), Some("message"));
+    assert_eq!(event.id.as_deref(), Some("6"));
+    assert_eq!(event.json(), sent);
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_after_that_seq() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    app.seed_messages("general", 5).await;
+    let mut stream = RawStream::open(&app, "general", "?after=1", Some("2")).await;
+    stream.next(WAIT).await.unwrap();
+    for seq in 3..=5 {
+        let event = stream.next_event(WAIT).await.unwrap();
+        assert_eq!(
+            event.id,
+            Some(seq.to_string()),
+            "Last-Event-ID wins over ?after"
+        );
+        assert_eq!(event.json()["seq"], seq);
+    }
+}
+
+#[tokio::test]
+async fn after_resumes_when_there_is_no_last_event_id() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    app.seed_messages("general", 5).await;
+    let mut stream = RawStream::open(&app, "general", "?after=3", None).await;
+    stream.next(WAIT).await.unwrap();
+    assert_eq!(
+        stream.next_event(WAIT).await.unwrap().id.as_deref(),
+        Some("4")
+    );
+    assert_eq!(
+        stream.next_event(WAIT).await.unwrap().id.as_deref(),
+        Some("5")
+    );
+    app.send("general", "live").await;
+    assert_eq!(
+        stream.next_event(WAIT).await.unwrap().id.as_deref(),
+        Some("6")
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_keep_an_idle_stream_alive_and_it_ends_after_its_lifetime() {
+    let app = TestApp::spawn_with(|c| {
+        c.stream.heartbeat = Duration::from_millis(300);
+        c.stream.max_lifetime = Duration::from_secs(2);
+    })
+    .await;
+    app.room("general").await;
+    let started = tokio::time::Instant::now();
+    let mut stream = RawStream::open(&app, "general", "", None).await;
+    stream.next(WAIT).await.unwrap();
+    let mut heartbeats = 0;
+    while let Some(block) = stream.next(WAIT).await {
+        assert!(
+            block.comment,
+            "only heartbeats on an idle stream: {block:?}"
+        );
+        heartbeats += 1;
+    }
+    let lived = started.elapsed();
+    assert!(heartbeats >= 4, "{heartbeats} heartbeats");
+    assert!(
+        lived >= Duration::from_millis(1800) && lived < Duration::from_millis(3000),
+        "{lived:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_too_far_behind_gets_a_reset_then_live_messages() {
+    let app = TestApp::spawn_with(|c| c.stream.max_backlog = 10).await;
+    app.room("general").await;
+    app.seed_messages("general", 50).await;
+    let mut stream = RawStream::open(&app, "general", "", Some("5")).await;
+    stream.next(WAIT).await.unwrap();
+    let reset = stream.next_event(WAIT).await.unwrap();
+    assert_eq!(reset.event.as_deref(), Some("reset"));
+    assert_eq!(reset.id.as_deref(), Some("50"));
+    assert_eq!(reset.json(), json!({"last_seq": 50}));
+    app.send("general", "after the reset").await;
+    assert_eq!(
+        stream.next_event(WAIT).await.unwrap().id.as_deref(),
+        Some("51")
+    );
+}
+
+#[tokio::test]
+async fn a_backlog_within_the_limit_is_sent_in_full() {
+    let app = TestApp::spawn_with(|c| c.stream.max_backlog = 1000).await;
+    app.room("general").await;
+    app.seed_messages("general", 1000).await;
+    let mut stream = RawStream::open(&app, "general", "?after=0", None).await;
+    stream.next(WAIT).await.unwrap();
+    for seq in 1..=1000 {
+        assert_eq!(
+            stream.next_event(WAIT).await.unwrap().id,
+            Some(seq.to_string())
+        );
+    }
+}
+
+#[tokio::test]
+async fn streams_refuse_bad_resume_points_and_unknown_rooms() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let response = app
+        .client
+        .get(app.url("/api/rooms/general/stream"))
+        .bearer_auth(app.token(ALICE))
+        .header("last-event-id", "abc")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+    let response = app
+        .get_as(ALICE, "/api/rooms/general/stream?after=-1")
+        .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+    let response = app.get_as(ALICE, "/api/rooms/nope/stream").await;
+    assert_error(response, StatusCode::NOT_FOUND, "room_not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_writers_while_a_client_reconnects_every_2_seconds_deliver_every_seq_once_in_order() {
+    let app = TestApp::spawn_with(|c| c.stream.max_lifetime = Duration::from_secs(2)).await;
+    app.room("general").await;
+    let writers = async {
+        let writers = (0..8).map(|w| {
+            let app = &app;
+            async move {
+                for i in 0..50 {
+                    app.send("general", &format!("writer {w} message {i}"))
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        futures_util::future::join_all(writers).await;
+    };
+    let (followed, ()) = tokio::join!(
+        follow(&app, "general", ALICE, 400, Duration::from_secs(60)),
+        writers
+    );
+    assert_eq!(followed.seqs, (1..=400).collect::<Vec<_>>());
+    assert!(
+        followed.opens >= 2,
+        "the client reconnected {} times",
+        followed.opens - 1
+    );
+}
