@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
+
+use crate::db::limits::RateLimit;
+use crate::domain::AllowedTypes;
+use crate::http::cors::AllowedOrigins;
 
 /// Everything the API can be configured with. Each field maps to one environment
 /// variable, documented in the README's configuration table and `.env.example`.
@@ -12,6 +16,45 @@ pub struct Config {
     pub auth: AuthConfig,
     pub storage: StorageConfig,
     pub stream: StreamConfig,
+    pub limits: LimitsConfig,
+    /// `CORS_ALLOWED_ORIGINS`
+    pub cors: AllowedOrigins,
+}
+
+/// Abuse limits. Buckets are per user and hold across instances (they live in Postgres).
+#[derive(Clone, Debug)]
+pub struct LimitsConfig {
+    /// `RATE_LIMIT_POSTS`
+    pub posts: RateLimit,
+    /// `RATE_LIMIT_UPLOADS`
+    pub uploads: RateLimit,
+    /// `RATE_LIMIT_ROOMS`
+    pub rooms: RateLimit,
+    /// `STREAM_MAX_PER_USER`: concurrent streams one user may hold on one instance.
+    pub streams_per_user: usize,
+}
+
+impl LimitsConfig {
+    pub fn defaults() -> Self {
+        Self {
+            posts: RateLimit {
+                action: "post",
+                capacity: 30,
+                window: Duration::from_secs(10),
+            },
+            uploads: RateLimit {
+                action: "upload",
+                capacity: 20,
+                window: Duration::from_secs(60),
+            },
+            rooms: RateLimit {
+                action: "room",
+                capacity: 10,
+                window: Duration::from_secs(3600),
+            },
+            streams_per_user: 10,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -28,8 +71,14 @@ pub struct DatabaseConfig {
 
 #[derive(Clone)]
 pub struct AuthConfig {
-    /// `AUTH_JWT_SECRET`: HS256 key.
-    pub jwt_secret: String,
+    /// `AUTH_JWT_SECRET`: HS256 key. Unset: HS256 tokens are refused.
+    pub jwt_secret: Option<String>,
+    /// `AUTH_JWKS_URL`: where the identity provider publishes its RS256/ES256 keys.
+    pub jwks_url: Option<String>,
+    /// `AUTH_EMAIL_CLAIM`: the claim holding the user's email.
+    pub email_claim: String,
+    /// The least time between two JWKS fetches triggered by unknown key ids.
+    pub jwks_min_refresh: Duration,
     /// `AUTH_JWT_ISSUER`
     pub issuer: Option<String>,
     /// `AUTH_JWT_AUDIENCE`
@@ -54,6 +103,12 @@ pub struct StorageConfig {
     pub public_base_url: Option<String>,
     /// `MAX_UPLOAD_BYTES`
     pub max_upload_bytes: u64,
+    /// `UPLOAD_ALLOWED_TYPES`
+    pub allowed_types: AllowedTypes,
+    /// `UPLOAD_ORPHAN_HOURS`: uploads never attached are deleted after this.
+    pub orphan_after: Duration,
+    /// `CRON_SECRET`: the bearer token Vercel Cron sends to the cleanup function.
+    pub cron_secret: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -89,7 +144,12 @@ impl std::fmt::Debug for DatabaseConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("jwt_secret", &"<redacted>")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwks_url", &self.jwks_url)
+            .field("email_claim", &self.email_claim)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish()
@@ -107,6 +167,12 @@ impl std::fmt::Debug for StorageConfig {
             .field("force_path_style", &self.force_path_style)
             .field("public_base_url", &self.public_base_url)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("allowed_types", &self.allowed_types)
+            .field("orphan_after", &self.orphan_after)
+            .field(
+                "cron_secret",
+                &self.cron_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -143,15 +209,27 @@ impl Config {
             }
         };
         let database_url = required("DATABASE_URL");
-        let jwt_secret = required("AUTH_JWT_SECRET");
         let endpoint = required("S3_ENDPOINT");
         let bucket = required("S3_BUCKET");
         let access_key_id = required("S3_ACCESS_KEY_ID");
         let secret_access_key = required("S3_SECRET_ACCESS_KEY");
+        let jwt_secret = env.get("AUTH_JWT_SECRET");
+        let jwks_url = env.get("AUTH_JWKS_URL");
+        if jwt_secret.is_none() && jwks_url.is_none() {
+            missing.push("AUTH_JWT_SECRET or AUTH_JWKS_URL");
+        }
         if !missing.is_empty() {
             bail!("missing required settings: {}", missing.join(", "));
         }
         let stream_defaults = StreamConfig::defaults();
+        let limit_defaults = LimitsConfig::defaults();
+        let limit = |name: &str, default: RateLimit| -> anyhow::Result<RateLimit> {
+            match env.get(name) {
+                None => Ok(default),
+                Some(raw) => RateLimit::parse(default.action, &raw)
+                    .map_err(|e| anyhow!("{name} has an invalid value: {e}")),
+            }
+        };
         Ok(Self {
             database: DatabaseConfig {
                 url: database_url,
@@ -161,6 +239,11 @@ impl Config {
             },
             auth: AuthConfig {
                 jwt_secret,
+                jwks_url,
+                email_claim: env
+                    .get("AUTH_EMAIL_CLAIM")
+                    .unwrap_or_else(|| "email".into()),
+                jwks_min_refresh: Duration::from_secs(60),
                 issuer: env.get("AUTH_JWT_ISSUER"),
                 audience: env.get("AUTH_JWT_AUDIENCE"),
             },
@@ -175,6 +258,11 @@ impl Config {
                     .get("FILES_PUBLIC_BASE_URL")
                     .map(|u| u.trim_end_matches('/').to_owned()),
                 max_upload_bytes: env.parse("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?,
+                allowed_types: env
+                    .get("UPLOAD_ALLOWED_TYPES")
+                    .map_or_else(AllowedTypes::default, |t| AllowedTypes::parse(&t)),
+                orphan_after: Duration::from_secs(3600 * env.parse("UPLOAD_ORPHAN_HOURS", 24u64)?),
+                cron_secret: env.get("CRON_SECRET"),
             },
             stream: StreamConfig {
                 poll_interval: Duration::from_millis(env.parse(
@@ -191,6 +279,14 @@ impl Config {
                 max_per_instance: env
                     .parse("STREAM_MAX_PER_INSTANCE", stream_defaults.max_per_instance)?,
             },
+            limits: LimitsConfig {
+                posts: limit("RATE_LIMIT_POSTS", limit_defaults.posts)?,
+                uploads: limit("RATE_LIMIT_UPLOADS", limit_defaults.uploads)?,
+                rooms: limit("RATE_LIMIT_ROOMS", limit_defaults.rooms)?,
+                streams_per_user: env
+                    .parse("STREAM_MAX_PER_USER", limit_defaults.streams_per_user)?,
+            },
+            cors: AllowedOrigins::parse(&env.get("CORS_ALLOWED_ORIGINS").unwrap_or_default()),
         })
     }
 }
@@ -253,7 +349,11 @@ mod tests {
     #[test]
     fn missing_required_settings_are_all_named() {
         let err = load(&HashMap::new()).unwrap_err().to_string();
-        for name in ["DATABASE_URL", "AUTH_JWT_SECRET", "S3_BUCKET"] {
+        for name in [
+            "DATABASE_URL",
+            "AUTH_JWT_SECRET or AUTH_JWKS_URL",
+            "S3_BUCKET",
+        ] {
             assert!(err.contains(name), "{err}");
         }
     }

@@ -29,7 +29,7 @@ async fn missing_forged_and_expired_tokens_are_401_on_every_route() {
     app.room("general").await;
     let forged = {
         let mut auth = app.app.config.auth.clone();
-        auth.jwt_secret = "not-the-secret".into();
+        auth.jwt_secret = Some("not-the-secret".into());
         shared::auth::mint_token(&auth, "alice@example.com", 3600).unwrap()
     };
     let expired =

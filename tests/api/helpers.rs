@@ -114,6 +114,11 @@ pub fn base_config(database_url: &str, s3: &EmbeddedS3) -> Config {
         ("S3_BUCKET", s3.bucket.clone()),
         ("S3_ACCESS_KEY_ID", s3.access_key_id.clone()),
         ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
+        // Most tests send faster than a person; the rate-limit tests turn limits back on.
+        ("RATE_LIMIT_POSTS", "off".to_owned()),
+        ("RATE_LIMIT_UPLOADS", "off".to_owned()),
+        ("RATE_LIMIT_ROOMS", "off".to_owned()),
+        ("STREAM_MAX_PER_USER", "100000".to_owned()),
     ]);
     Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")
 }
@@ -175,6 +180,23 @@ impl TestApp {
             _s3: s3,
             server,
         }
+    }
+
+    /// Whether the server task is still running (it ends only by panicking here).
+    pub fn server_alive(&self) -> bool {
+        !self.server.is_finished()
+    }
+
+    /// `GET /api/health`: the status and the body.
+    pub async fn health(&self) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url("/api/health"))
+            .send()
+            .await
+            .expect("GET /api/health");
+        let status = response.status();
+        (status, response.json().await.expect("health json"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -279,4 +301,25 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
     assert!(!message.is_empty());
     assert!(content_type.is_some_and(|c| c.to_str().unwrap().starts_with("application/json")));
     message
+}
+
+/// Panics anywhere in this process outside the test code itself (the server's tasks, the
+/// hub, the subscribers), counted from the first call on.
+pub fn server_panics() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: OnceLock<()> = OnceLock::new();
+    HOOK.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_tests = info
+                .location()
+                .is_some_and(|l| l.file().contains("tests/api/"));
+            if !in_tests {
+                PANICS.fetch_add(1, Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+    });
+    PANICS.load(Ordering::SeqCst)
 }

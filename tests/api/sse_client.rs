@@ -1,6 +1,7 @@
 //! SSE clients for tests: `RawStream` reads the wire (comments, `retry:`, the end), and
 //! `follow` uses a real reconnecting `EventSource` client that resends `Last-Event-ID`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -33,10 +34,21 @@ pub struct RawStream {
 
 impl RawStream {
     pub async fn open(app: &TestApp, room: &str, query: &str, last_event_id: Option<&str>) -> Self {
+        Self::open_as(app, crate::helpers::ALICE, room, query, last_event_id).await
+    }
+
+    /// Like [`RawStream::open`], as `email` (streams per user are capped).
+    pub async fn open_as(
+        app: &TestApp,
+        email: &str,
+        room: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Self {
         let mut request = app
             .client
             .get(app.url(&format!("/api/rooms/{room}/stream{query}")))
-            .bearer_auth(app.token(crate::helpers::ALICE))
+            .bearer_auth(app.token(email))
             .timeout(Duration::from_secs(3600));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -106,11 +118,20 @@ fn parse(raw: &str) -> Block {
 #[derive(Debug, Default)]
 pub struct Followed {
     pub seqs: Vec<i64>,
+    /// Streams opened (200 responses): one plus the reconnects.
     pub opens: usize,
+    /// Stream requests refused with 503 (each with `Retry-After`), then retried.
+    pub unavailable: usize,
+    /// Requests that failed below HTTP (the `EventSource` retries these itself).
+    pub transport_errors: usize,
 }
 
 /// Follows `room` with a reconnecting EventSource until it has seen `until_seq` or `limit`
 /// passes. Every `message` event's seq is recorded in arrival order.
+///
+/// A stream the server ends is resumed by the `EventSource` itself, with `Last-Event-ID`.
+/// A 503 is fatal to an `EventSource`; like the web client, this then waits `Retry-After`
+/// and opens a new one after the last seq it saw.
 pub async fn follow(
     app: &TestApp,
     room: &str,
@@ -118,31 +139,73 @@ pub async fn follow(
     until_seq: i64,
     limit: Duration,
 ) -> Followed {
-    let url = app.url(&format!(
-        "/api/rooms/{room}/stream?after=0&access_token={}",
-        app.token(email)
-    ));
-    let mut source = EventSource::get(url);
+    follow_to(app, room, email, &AtomicI64::new(until_seq), limit).await
+}
+
+/// Like [`follow`], up to a seq the caller may set once it is known (before it is posted).
+pub async fn follow_to(
+    app: &TestApp,
+    room: &str,
+    email: &str,
+    until_seq: &AtomicI64,
+    limit: Duration,
+) -> Followed {
+    let until = || until_seq.load(Ordering::SeqCst);
+    // No overall timeout (streams are long), one connection per stream.
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .build()
+        .expect("client");
+    let token = app.token(email);
     let mut followed = Followed::default();
     let deadline = tokio::time::Instant::now() + limit;
-    while followed.seqs.last().copied().unwrap_or(0) < until_seq {
-        let next = tokio::time::timeout_at(deadline, source.next()).await;
-        match next {
-            Err(_) => break,
-            Ok(None) => break,
-            Ok(Some(Ok(Event::Open))) => followed.opens += 1,
-            Ok(Some(Ok(Event::Message(message)))) => {
-                assert_eq!(message.event, "message");
-                let data: Value = serde_json::from_str(&message.data).unwrap();
-                let seq = data["seq"].as_i64().unwrap();
-                assert_eq!(message.id, seq.to_string());
-                followed.seqs.push(seq);
+    'sources: while followed.seqs.last().copied().unwrap_or(0) < until() {
+        let after = followed.seqs.last().copied().unwrap_or(0);
+        let url = app.url(&format!(
+            "/api/rooms/{room}/stream?after={after}&access_token={token}"
+        ));
+        let mut source = EventSource::new(client.get(url)).expect("event source");
+        while followed.seqs.last().copied().unwrap_or(0) < until() {
+            let next = tokio::time::timeout_at(deadline, source.next()).await;
+            match next {
+                Err(_) => break 'sources,
+                Ok(None) => panic!("the EventSource gave up"),
+                Ok(Some(Ok(Event::Open))) => followed.opens += 1,
+                Ok(Some(Ok(Event::Message(message)))) => {
+                    assert_eq!(message.event, "message", "{message:?}");
+                    let data: Value = serde_json::from_str(&message.data).unwrap();
+                    let seq = data["seq"].as_i64().unwrap();
+                    assert_eq!(message.id, seq.to_string());
+                    followed.seqs.push(seq);
+                }
+                // The server ended the stream (its lifetime): the client reconnects itself.
+                Ok(Some(Err(reqwest_eventsource::Error::StreamEnded))) => {}
+                Ok(Some(Err(reqwest_eventsource::Error::Transport(_)))) => {
+                    followed.transport_errors += 1;
+                }
+                Ok(Some(Err(reqwest_eventsource::Error::InvalidStatusCode(status, response))))
+                    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE =>
+                {
+                    followed.unavailable += 1;
+                    let retry_after: u64 = response
+                        .headers()
+                        .get("retry-after")
+                        .expect("a 503 has Retry-After")
+                        .to_str()
+                        .unwrap()
+                        .parse()
+                        .expect("Retry-After in seconds");
+                    source.close();
+                    let resume = tokio::time::Instant::now() + Duration::from_secs(retry_after);
+                    if resume >= deadline {
+                        break 'sources;
+                    }
+                    tokio::time::sleep_until(resume).await;
+                    continue 'sources;
+                }
+                Ok(Some(Err(err))) => panic!("stream error: {err}"),
             }
-            // The server ended the stream (its lifetime): the client reconnects itself.
-            Ok(Some(Err(reqwest_eventsource::Error::StreamEnded))) => {}
-            Ok(Some(Err(err))) => panic!("stream error: {err}"),
         }
     }
-    source.close();
     followed
 }

@@ -1,52 +1,52 @@
-//! Bearer-token authentication: HS256 JWTs whose `email` claim is the user's identity.
+//! Bearer-token authentication. HS256 tokens signed with `AUTH_JWT_SECRET`, and RS256/ES256
+//! tokens from an identity provider's JWKS (`AUTH_JWKS_URL`: Clerk, Auth0, Supabase, Auth.js,
+//! Neon Auth). The email claim (`AUTH_EMAIL_CLAIM`) is the user's identity.
+
+mod jwks;
 
 use http::HeaderMap;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header,
+};
 use serde::{Deserialize, Serialize};
 
+use self::jwks::KeyCache;
 use crate::config::AuthConfig;
-use crate::domain::User;
+use crate::domain::{Email, User};
 use crate::http::ApiError;
 
-/// Verifies tokens; built once per process.
-#[derive(Clone)]
+/// Verifies tokens; built once per process (the JWKS cache lives here).
 pub struct Authenticator {
-    key: DecodingKey,
-    validation: Validation,
+    hs256: Option<DecodingKey>,
+    jwks: Option<KeyCache>,
+    email_claim: String,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub email: String,
-    pub exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
-}
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
 
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 30;
-        match &config.issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
-            None => validation.iss = None,
-        }
-        match &config.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
         Self {
-            key: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
-            validation,
+            hs256: config
+                .jwt_secret
+                .as_ref()
+                .map(|s| DecodingKey::from_secret(s.as_bytes())),
+            jwks: config
+                .jwks_url
+                .as_ref()
+                .map(|url| KeyCache::new(url.clone(), config.jwks_min_refresh)),
+            email_claim: config.email_claim.clone(),
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
         }
     }
 
-    /// The user behind `Authorization: Bearer <JWT>`, or, where `allow_query_token` (the
-    /// stream route: `EventSource` cannot set headers), behind `?access_token=`.
-    pub fn authenticate(
+    /// The user behind `Authorization: Bearer <JWT>`, or else behind `query_token` (the
+    /// stream's `?access_token=`: `EventSource` cannot set headers).
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,
@@ -55,34 +55,77 @@ impl Authenticator {
             Some(value) => bearer_token(value.as_bytes())?,
             None => query_token.ok_or_else(|| unauthorized("A bearer token is required."))?,
         };
-        self.verify(token)
+        self.verify(token).await
     }
 
-    pub fn verify(&self, token: &str) -> Result<User, ApiError> {
-        use jsonwebtoken::errors::ErrorKind;
-        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|err| match err
-            .kind()
-        {
-            ErrorKind::ExpiredSignature => unauthorized("The token has expired."),
-            ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
-                unauthorized("The token was issued for someone else.")
-            }
-            _ => unauthorized("The token is not valid."),
-        })?;
-        let email = data.claims.email.trim();
-        if email.is_empty() || email.len() > 320 || !email.contains('@') {
-            return Err(unauthorized(
-                "The token's `email` claim is not an email address.",
-            ));
+    /// Verifies a token. The algorithm decides the key source, never the other way round:
+    /// HS256 only with the shared secret, RS256/ES256 only with a JWKS key of that type, so a
+    /// public key can never be used as an HMAC secret. `none` and other algorithms fail.
+    pub async fn verify(&self, token: &str) -> Result<User, ApiError> {
+        let header = decode_header(token).map_err(|_| unauthorized("The token is not valid."))?;
+        let key = match header.alg {
+            Algorithm::HS256 => self.hs256.clone(),
+            Algorithm::RS256 | Algorithm::ES256 => match (&self.jwks, header.kid.as_deref()) {
+                (Some(jwks), Some(kid)) => jwks.key(kid, header.alg).await,
+                _ => None,
+            },
+            _ => None,
         }
+        .ok_or_else(|| unauthorized("The token is not valid."))?;
+
+        let claims = decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &self.validation(header.alg),
+        )
+        .map_err(|err| {
+            use jsonwebtoken::errors::ErrorKind;
+            match err.kind() {
+                ErrorKind::ExpiredSignature => unauthorized("The token has expired."),
+                ErrorKind::ImmatureSignature => unauthorized("The token is not valid yet."),
+                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                    unauthorized("The token was issued for someone else.")
+                }
+                _ => unauthorized("The token is not valid."),
+            }
+        })?
+        .claims;
+        let email = claims
+            .get(&self.email_claim)
+            .and_then(|v| v.as_str())
+            .and_then(|e| Email::parse(e).ok())
+            .ok_or_else(|| unauthorized("The token carries no email address."))?;
         Ok(User {
-            email: email.to_owned(),
+            email: email.into_string(),
         })
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match &self.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
     }
 }
 
 /// `Bearer <token>`, scheme case-insensitive.
-fn bearer_token(header: &[u8]) -> Result<&str, ApiError> {
+pub fn bearer_token(header: &[u8]) -> Result<&str, ApiError> {
     let value = std::str::from_utf8(header)
         .map_err(|_| unauthorized("The Authorization header is malformed."))?;
     match value.split_once(' ') {
@@ -101,29 +144,51 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::Unauthorized(message.to_owned())
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims<'a> {
+    email: &'a str,
+    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
 /// Mints an HS256 token for `email`, valid for `ttl_secs` (dev server, tests, benchmarks).
 pub fn mint_token(config: &AuthConfig, email: &str, ttl_secs: i64) -> anyhow::Result<String> {
-    let exp = (chrono::Utc::now().timestamp() + ttl_secs).max(0) as u64;
+    let secret = config
+        .jwt_secret
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("AUTH_JWT_SECRET is not set"))?;
     let claims = Claims {
-        email: email.to_owned(),
-        exp,
-        iss: config.issuer.clone(),
-        aud: config.audience.clone(),
+        email,
+        exp: (chrono::Utc::now().timestamp() + ttl_secs).max(0) as u64,
+        iss: config.issuer.as_deref(),
+        aud: config.audience.as_deref(),
     };
-    Ok(encode(
+    Ok(encode_hs256(secret, &claims)?)
+}
+
+fn encode_hs256(secret: &str, claims: &impl Serialize) -> jsonwebtoken::errors::Result<String> {
+    jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(config.jwt_secret.as_bytes()),
-    )?)
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn config() -> AuthConfig {
         AuthConfig {
-            jwt_secret: "secret".into(),
+            jwt_secret: Some("secret".into()),
+            jwks_url: None,
+            email_claim: "email".into(),
+            jwks_min_refresh: Duration::from_secs(60),
             issuer: Some("me".into()),
             audience: Some("chat".into()),
         }
@@ -135,23 +200,24 @@ mod tests {
         h
     }
 
-    #[test]
-    fn a_minted_token_verifies() {
+    #[tokio::test]
+    async fn a_minted_token_verifies() {
         let auth = Authenticator::new(&config());
         let token = mint_token(&config(), "a@x.com", 60).unwrap();
         let user = auth
             .authenticate(&headers(&format!("bearer {token}")), None)
+            .await
             .unwrap();
         assert_eq!(user.email, "a@x.com");
     }
 
-    #[test]
-    fn expired_forged_and_foreign_tokens_are_refused() {
+    #[tokio::test]
+    async fn expired_forged_foreign_and_claimless_tokens_are_refused() {
         let auth = Authenticator::new(&config());
         let expired = mint_token(&config(), "a@x.com", -120).unwrap();
         let forged = mint_token(
             &AuthConfig {
-                jwt_secret: "other".into(),
+                jwt_secret: Some("other".into()),
                 ..config()
             },
             "a@x.com",
@@ -167,17 +233,58 @@ mod tests {
             60,
         )
         .unwrap();
-        for token in [expired, forged, foreign, "garbage".into()] {
-            assert!(auth.verify(&token).is_err());
+        let no_audience = mint_token(
+            &AuthConfig {
+                audience: None,
+                ..config()
+            },
+            "a@x.com",
+            60,
+        )
+        .unwrap();
+        let not_an_email = mint_token(&config(), "nobody", 60).unwrap();
+        for token in [
+            expired,
+            forged,
+            foreign,
+            no_audience,
+            not_an_email,
+            "garbage".into(),
+        ] {
+            assert!(auth.verify(&token).await.is_err(), "{token}");
         }
     }
 
-    #[test]
-    fn the_header_must_be_a_bearer_token() {
+    #[tokio::test]
+    async fn the_header_must_be_a_bearer_token() {
         let auth = Authenticator::new(&config());
         for bad in ["Basic abc", "Bearer", "Bearer   ", "token"] {
-            assert!(auth.authenticate(&headers(bad), None).is_err(), "{bad}");
+            assert!(
+                auth.authenticate(&headers(bad), None).await.is_err(),
+                "{bad}"
+            );
         }
-        assert!(auth.authenticate(&HeaderMap::new(), None).is_err());
+        assert!(auth.authenticate(&HeaderMap::new(), None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_custom_email_claim_names_the_user() {
+        let config = AuthConfig {
+            email_claim: "https://example.com/email".into(),
+            ..config()
+        };
+        let token = encode_hs256(
+            "secret",
+            &serde_json::json!({"https://example.com/email": "c@x.com", "exp": 4_000_000_000u64, "iss": "me", "aud": "chat"}),
+        )
+        .unwrap();
+        assert_eq!(
+            Authenticator::new(&config)
+                .verify(&token)
+                .await
+                .unwrap()
+                .email,
+            "c@x.com"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Postgres access: the per-process pool, migrations, and one module of queries per table.
 
+pub mod limits;
+pub mod members;
 pub mod messages;
 pub mod rooms;
 pub mod uploads;

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::db::limits::{RateLimit, quota_columns, take_token};
+use crate::db::rooms::visible_to;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UploadRow {
     pub id: Uuid,
@@ -26,20 +29,40 @@ pub struct NewUpload<'a> {
     pub size: i64,
 }
 
-/// Records an upload if its room exists (one round trip); `None` for an unknown room.
+/// What recording an upload did.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UploadOutcome {
+    /// `None` when nothing was recorded: unknown or hidden room, or no token left.
+    pub created_at: Option<DateTime<Utc>>,
+    pub tokens_left: Option<f64>,
+    pub tokens_before: Option<f64>,
+}
+
+/// Records an upload, in one statement, if the uploader has a token left in their bucket and
+/// may see the room.
 pub async fn insert_upload(
     db: impl PgExecutor<'_>,
     upload: &NewUpload<'_>,
-) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(
+    limit: &RateLimit,
+) -> sqlx::Result<UploadOutcome> {
+    sqlx::query_as(concat!(
+        "WITH ",
+        take_token!("$3", "$8", "$9", "$10"),
+        r#", upload AS (
+            INSERT INTO chat_uploads (id, room_id, user_email, object_key, file_name, content_type, size)
+            SELECT $1, r.id, $3, $4, $5, $6, $7
+            FROM chat_rooms r
+            WHERE r.id = $2 AND EXISTS (SELECT 1 FROM quota) AND "#,
+        visible_to!("r", "$3"),
         r#"
-        INSERT INTO chat_uploads (id, room_id, user_email, object_key, file_name, content_type, size)
-        SELECT $1, r.id, $3, $4, $5, $6, $7
-        FROM chat_rooms r
-        WHERE r.id = $2
-        RETURNING created_at
-        "#,
-    )
+            RETURNING created_at
+        )
+        SELECT upload.created_at, "#,
+        quota_columns!("$3", "$8", "$9", "$10"),
+        r#"
+        FROM (SELECT 1) AS one LEFT JOIN upload ON true
+        "#
+    ))
     .bind(upload.id)
     .bind(upload.room_id)
     .bind(upload.user_email)
@@ -47,7 +70,10 @@ pub async fn insert_upload(
     .bind(upload.file_name)
     .bind(upload.content_type)
     .bind(upload.size)
-    .fetch_optional(db)
+    .bind(limit.action)
+    .bind(limit.capacity())
+    .bind(limit.refill_per_sec())
+    .fetch_one(db)
     .await
 }
 
@@ -63,4 +89,34 @@ pub async fn find_uploads(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result
     .bind(ids)
     .fetch_all(db)
     .await
+}
+
+/// Claims up to `limit` uploads created before `cutoff` for deletion, skipping rows another
+/// run (or an attaching send) holds. Call inside a transaction.
+pub async fn claim_orphans(
+    db: impl PgExecutor<'_>,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as(
+        r#"
+        SELECT id, object_key FROM chat_uploads
+        WHERE created_at < $1
+        ORDER BY created_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        "#,
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn delete_uploads(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<u64> {
+    Ok(sqlx::query("DELETE FROM chat_uploads WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(db)
+        .await?
+        .rows_affected())
 }

@@ -212,9 +212,36 @@ async fn with_cors(
         headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("3600"));
         return Ok(resp);
     }
+    let overrides = if req.method() == Method::GET {
+        response_overrides(req.uri().query())
+    } else {
+        Vec::new()
+    };
     let mut resp = service.call(req.map(s3s::Body::from)).await?;
+    if resp.status().is_success() {
+        // s3s-fs ignores `response-content-*` on a (signed) GET; S3 and R2 apply them, and
+        // the API relies on them to force downloads, so do as they do.
+        for (name, value) in overrides {
+            resp.headers_mut().insert(name, value);
+        }
+    }
     add_cors_headers(resp.headers_mut(), origin);
     Ok(resp)
+}
+
+/// The response headers a GET's `response-content-type` / `response-content-disposition`
+/// query parameters ask for.
+fn response_overrides(query: Option<&str>) -> Vec<(http::HeaderName, HeaderValue)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter_map(|(key, value)| {
+            let name = match key.as_ref() {
+                "response-content-type" => http::header::CONTENT_TYPE,
+                "response-content-disposition" => http::header::CONTENT_DISPOSITION,
+                _ => return None,
+            };
+            Some((name, HeaderValue::from_str(&value).ok()?))
+        })
+        .collect()
 }
 
 fn add_cors_headers(headers: &mut HeaderMap, origin: Option<HeaderValue>) {

@@ -8,9 +8,9 @@ mod user;
 
 pub use message::{ClientId, FileIds, MessageContent};
 pub use page::{Cursor, Page, PageLimit};
-pub use room::{RoomId, RoomName};
-pub use upload::{ContentType, FileName, UploadSize};
-pub use user::User;
+pub use room::{RoomId, RoomName, Visibility};
+pub use upload::{AllowedTypes, ContentType, FileName, UploadSize};
+pub use user::{Email, User};
 
 use crate::http::ApiError;
 

@@ -25,6 +25,30 @@ impl RoomId {
     }
 }
 
+/// Who may see a room: every signed-in user, or its owner and members only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        match raw {
+            "public" => Ok(Self::Public),
+            "private" => Ok(Self::Private),
+            _ => Err(invalid("visibility", "must be `public` or `private`")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+}
+
 /// 1 to 100 characters after trimming.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomName(String);

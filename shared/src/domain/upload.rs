@@ -74,6 +74,80 @@ impl ContentType {
     pub fn is_image(&self) -> bool {
         self.0.starts_with("image/")
     }
+
+    /// The extension for an object key (`.png`), for well-known types only.
+    pub fn extension(&self) -> &'static str {
+        KNOWN_TYPES
+            .iter()
+            .find(|(t, _)| *t == self.0)
+            .map_or("", |(_, ext)| ext)
+    }
+}
+
+/// Types safe to serve from storage, with their extensions: images, PDF, plain text,
+/// office documents and zip. HTML, SVG (scriptable) and executables are not among them.
+const KNOWN_TYPES: &[(&str, &str)] = &[
+    ("image/png", ".png"),
+    ("image/jpeg", ".jpg"),
+    ("image/gif", ".gif"),
+    ("image/webp", ".webp"),
+    ("image/avif", ".avif"),
+    ("image/heic", ".heic"),
+    ("application/pdf", ".pdf"),
+    ("text/plain", ".txt"),
+    ("text/csv", ".csv"),
+    ("text/markdown", ".md"),
+    ("application/rtf", ".rtf"),
+    ("application/msword", ".doc"),
+    (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ".docx",
+    ),
+    ("application/vnd.ms-excel", ".xls"),
+    (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ".xlsx",
+    ),
+    ("application/vnd.ms-powerpoint", ".ppt"),
+    (
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ".pptx",
+    ),
+    ("application/vnd.oasis.opendocument.text", ".odt"),
+    ("application/vnd.oasis.opendocument.spreadsheet", ".ods"),
+    ("application/vnd.oasis.opendocument.presentation", ".odp"),
+    ("application/zip", ".zip"),
+];
+
+/// `UPLOAD_ALLOWED_TYPES`: the media types that may be uploaded. Entries are exact types
+/// or `type/*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedTypes(Vec<String>);
+
+impl Default for AllowedTypes {
+    fn default() -> Self {
+        Self(KNOWN_TYPES.iter().map(|(t, _)| (*t).to_owned()).collect())
+    }
+}
+
+impl AllowedTypes {
+    pub fn parse(raw: &str) -> Self {
+        Self(
+            raw.split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn allows(&self, content_type: &ContentType) -> bool {
+        self.0
+            .iter()
+            .any(|allowed| match allowed.strip_suffix("/*") {
+                Some(family) => content_type.0.split('/').next() == Some(family),
+                None => *allowed == content_type.0,
+            })
+    }
 }
 
 /// A declared upload size in bytes, at most the configured maximum (413 above it).
@@ -145,6 +219,33 @@ mod tests {
         ] {
             assert!(ContentType::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_default_allow_list_refuses_html_svg_and_executables() {
+        let allowed = AllowedTypes::default();
+        for ok in [
+            "image/png",
+            "application/pdf",
+            "text/plain",
+            "application/zip",
+            "application/vnd.ms-excel",
+        ] {
+            assert!(allowed.allows(&ContentType::parse(ok).unwrap()), "{ok}");
+        }
+        for bad in [
+            "text/html",
+            "image/svg+xml",
+            "application/x-msdownload",
+            "application/octet-stream",
+            "application/javascript",
+            "application/x-sh",
+        ] {
+            assert!(!allowed.allows(&ContentType::parse(bad).unwrap()), "{bad}");
+        }
+        let custom = AllowedTypes::parse("image/*, application/pdf");
+        assert!(custom.allows(&ContentType::parse("image/tiff").unwrap()));
+        assert!(!custom.allows(&ContentType::parse("text/plain").unwrap()));
     }
 
     #[test]

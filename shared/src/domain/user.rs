@@ -1,7 +1,62 @@
 //! The authenticated caller.
 
+use super::invalid;
+use crate::http::ApiError;
+
 /// A signed-in user; the email always comes from a verified token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub email: String,
+}
+
+/// An email address as the API compares them: trimmed and lower-cased, with an `@`, at most
+/// 320 bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        let email = raw.trim().to_lowercase();
+        let ok = email.len() <= 320
+            && email
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok {
+            Ok(Self(email))
+        } else {
+            Err(invalid("email", "must be an email address"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse(" Bob@Example.COM ").unwrap().as_str(),
+            "bob@example.com"
+        );
+        for bad in [
+            "",
+            "bob",
+            "@x.com",
+            "bob@",
+            "a b@x.com",
+            &format!("{}@x.com", "a".repeat(320)),
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

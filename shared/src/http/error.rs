@@ -16,6 +16,9 @@ pub enum ApiError {
     /// 401: missing, invalid or expired token.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: the caller sees the resource but may not do this to it.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// 404: unknown room or route.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -28,9 +31,22 @@ pub enum ApiError {
     /// 413: upload size over the limit, or a body over 1 MiB.
     #[error("{message}")]
     PayloadTooLarge { code: &'static str, message: String },
+    /// 429: a rate limit; `Retry-After` and `RateLimit-*` say when to come back.
+    #[error("Too many requests. Retry in {retry_after} s.")]
+    RateLimited {
+        retry_after: u64,
+        quota: crate::db::limits::Quota,
+    },
     /// 503: this instance is at a capacity limit (open streams).
     #[error("{message}")]
     Overloaded { code: &'static str, message: String },
+    /// 429: a per-user cap other than a token bucket (concurrent streams).
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     /// 503: the database is down or the pool is exhausted.
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -58,6 +74,8 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } | Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -70,11 +88,14 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { code, .. }
+            | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::PayloadTooLarge { code, .. }
-            | Self::Overloaded { code, .. } => code,
+            | Self::Overloaded { code, .. }
+            | Self::TooMany { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
+            Self::RateLimited { .. } => "rate_limited",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
             Self::Internal(_) => "internal_error",
@@ -109,13 +130,25 @@ impl ApiError {
             "error": { "code": self.code(), "message": self.public_message() }
         });
         let mut response = json_response(self.status_code(), &body);
-        let headers = response.headers_mut();
         match self {
             Self::MethodNotAllowed { allow } => {
-                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::TooMany { retry_after, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            Self::RateLimited { retry_after, quota } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                quota.apply(&mut response);
             }
             Self::Overloaded { .. } | Self::Unavailable(_) => {
-                headers.insert(
+                response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECS),
                 );

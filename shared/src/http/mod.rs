@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every function: routing, error rendering, bodies, SSE framing.
 
 pub mod body;
+pub mod cors;
 pub mod error;
 pub mod query;
 pub mod router;

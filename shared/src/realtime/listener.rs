@@ -14,17 +14,16 @@ use super::HubInner;
 pub const CHANNEL: &str = "chat_messages";
 
 pub(super) async fn listen(hub: Arc<HubInner>, url: String) {
-    let mut backoff = Duration::from_millis(250);
+    const FIRST_RETRY: Duration = Duration::from_millis(250);
+    let mut backoff = FIRST_RETRY;
     loop {
-        match session(&hub, &url).await {
-            Ok(()) => backoff = Duration::from_millis(250),
-            Err(err) => {
-                tracing::warn!(
-                    error = format!("{err:#}"),
-                    "LISTEN connection failed; polling covers until it is back"
-                );
-            }
-        }
+        // A session only ever ends in an error; one that got as far as listening earns a
+        // quick retry, repeated failures to connect back off up to 5 s.
+        let Err(err) = session(&hub, &url, &mut backoff, FIRST_RETRY).await;
+        tracing::warn!(
+            error = format!("{err:#}"),
+            "LISTEN connection failed; polling covers until it is back"
+        );
         hub.stats.listener_connected.store(false, Ordering::Relaxed);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -32,9 +31,15 @@ pub(super) async fn listen(hub: Arc<HubInner>, url: String) {
 }
 
 /// One LISTEN session, until its connection fails.
-async fn session(hub: &HubInner, url: &str) -> anyhow::Result<()> {
+async fn session(
+    hub: &HubInner,
+    url: &str,
+    backoff: &mut Duration,
+    first_retry: Duration,
+) -> anyhow::Result<std::convert::Infallible> {
     let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
+    *backoff = first_retry;
     hub.stats.listener_connected.store(true, Ordering::Relaxed);
     hub.stats.listener_connects.fetch_add(1, Ordering::Relaxed);
     // Anything committed while we were not listening is picked up now.

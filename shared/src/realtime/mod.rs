@@ -6,7 +6,7 @@ mod listener;
 mod stats;
 pub mod subscriber;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -29,17 +29,22 @@ const ROOM_BUFFER: usize = 1024;
 /// Rows per catch-up query.
 pub(crate) const PAGE: i64 = 500;
 
-/// One message, rendered once as an SSE frame for every subscriber.
+/// What a room's feed carries.
 #[derive(Debug)]
-pub struct Delivery {
-    pub seq: i64,
-    pub frame: Bytes,
+pub enum Delivery {
+    /// One message, rendered once as an SSE frame for every subscriber.
+    Message { seq: i64, frame: Bytes },
+    /// The private room's membership changed: who may still read it. Everyone else's
+    /// stream ends.
+    Readers(HashSet<String>),
 }
 
 struct RoomFeed {
     sender: broadcast::Sender<Arc<Delivery>>,
     /// The newest seq broadcast (or known to be delivered otherwise) for this room.
     cursor: i64,
+    /// The room's `members_version` as last seen.
+    members_version: i64,
 }
 
 /// The per-process hub. Cheap to clone.
@@ -57,6 +62,10 @@ pub(crate) struct HubInner {
     wake: Notify,
     started: OnceLock<()>,
     pub(crate) stats: Stats,
+    /// Open streams per user on this process.
+    pub(crate) per_user: Mutex<HashMap<String, usize>>,
+    /// Concurrent streams one user may hold here.
+    pub(crate) max_per_user: usize,
     shutdown: watch::Sender<bool>,
 }
 
@@ -66,6 +75,7 @@ impl Hub {
         storage: Storage,
         config: StreamConfig,
         database: &DatabaseConfig,
+        max_per_user: usize,
     ) -> Self {
         Self(Arc::new(HubInner {
             db,
@@ -77,6 +87,8 @@ impl Hub {
             wake: Notify::new(),
             started: OnceLock::new(),
             stats: Stats::default(),
+            per_user: Mutex::new(HashMap::new()),
+            max_per_user,
             shutdown: watch::channel(false).0,
         }))
     }
@@ -85,11 +97,17 @@ impl Hub {
         &self.0
     }
 
-    /// Registers interest in `room` and returns its live feed. `known_last_seq` is the
-    /// room's `last_seq` the caller read before registering: a room new to the hub starts
-    /// its cursor there, so every later message is broadcast and every earlier one is in
-    /// the caller's own catch-up read.
-    pub fn register(&self, room: &str, known_last_seq: i64) -> broadcast::Receiver<Arc<Delivery>> {
+    /// Registers interest in `room` and returns its live feed. `known_last_seq` and
+    /// `members_version` are what the caller read of the room before registering: a room
+    /// new to the hub starts its cursor there, so every later message is broadcast and every
+    /// earlier one is in the caller's own catch-up read, and every later membership change
+    /// is announced.
+    pub fn register(
+        &self,
+        room: &str,
+        known_last_seq: i64,
+        members_version: i64,
+    ) -> broadcast::Receiver<Arc<Delivery>> {
         self.start();
         let mut rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
         rooms
@@ -97,6 +115,7 @@ impl Hub {
             .or_insert_with(|| RoomFeed {
                 sender: broadcast::channel(ROOM_BUFFER).0,
                 cursor: known_last_seq,
+                members_version,
             })
             .sender
             .subscribe()
@@ -192,12 +211,47 @@ impl HubInner {
         self.stats.polls.add(1);
         self.stats.statements.fetch_add(1, Ordering::Relaxed);
         let ids: Vec<String> = watched.iter().map(|(id, _)| id.clone()).collect();
-        let heads = db::rooms::last_seqs(&self.db, &ids).await?;
+        let heads = db::rooms::heads(&self.db, &ids).await?;
+        self.announce_membership_changes(&heads).await?;
         let advanced = watched.into_iter().filter_map(|(id, cursor)| {
-            let head = heads.iter().find(|(room, _)| *room == id)?.1;
+            let head = heads.iter().find(|h| h.id == id)?.last_seq;
             (head > cursor).then_some((id, cursor, head))
         });
         self.fan_out(advanced.collect()).await;
+        Ok(())
+    }
+
+    /// For each watched room whose membership changed since the last tick, tells its
+    /// subscribers who may still read it, so a removed member's stream ends within one
+    /// poll interval. Costs a query only when a membership actually changed.
+    async fn announce_membership_changes(
+        &self,
+        heads: &[db::rooms::RoomHead],
+    ) -> anyhow::Result<()> {
+        let changed: Vec<&db::rooms::RoomHead> = {
+            let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            heads
+                .iter()
+                .filter(|h| {
+                    rooms
+                        .get(&h.id)
+                        .is_some_and(|feed| feed.members_version != h.members_version)
+                })
+                .collect()
+        };
+        for head in changed {
+            self.stats.statements.fetch_add(1, Ordering::Relaxed);
+            let readers = db::rooms::private_readers(&self.db, &head.id).await?;
+            let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(feed) = rooms.get_mut(&head.id) {
+                feed.members_version = head.members_version;
+                if let Some(readers) = readers {
+                    let _ = feed
+                        .sender
+                        .send(Arc::new(Delivery::Readers(readers.into_iter().collect())));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -250,7 +304,7 @@ impl HubInner {
                 let frame = render(&view);
                 feed.cursor = view.seq;
                 // No receivers is fine: the room is dropped on the next tick.
-                let _ = feed.sender.send(Arc::new(Delivery {
+                let _ = feed.sender.send(Arc::new(Delivery::Message {
                     seq: view.seq,
                     frame,
                 }));

@@ -14,6 +14,8 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::{Delivery, Hub, PAGE, render};
 use crate::db;
+use crate::db::rooms::RoomRow;
+use crate::domain::User;
 use crate::http::{ApiError, BoxError, sse};
 use crate::routes::views::MessageView;
 
@@ -47,43 +49,79 @@ impl Start {
     }
 }
 
-/// Decrements the open-stream count when a stream ends, however it ends.
-struct OpenStream(Hub);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0
-            .inner()
-            .stats
-            .open_streams
-            .fetch_sub(1, Ordering::Relaxed);
-    }
+/// Counts an open stream, in total and for its user, until it ends, however it ends.
+struct OpenStream {
+    hub: Hub,
+    user: String,
 }
 
-impl Hub {
-    /// Opens a stream on `room` whose `last_seq` the caller just read. 503 past
-    /// `STREAM_MAX_PER_INSTANCE` or while shutting down.
-    pub fn subscribe(
-        &self,
-        room: &str,
-        last_seq: i64,
-        resume: Option<i64>,
-    ) -> Result<mpsc::Receiver<FrameResult>, ApiError> {
-        let inner = self.inner();
-        let open = inner.stats.open_streams.fetch_add(1, Ordering::Relaxed);
-        let guard = OpenStream(self.clone());
-        if open >= inner.config.max_per_instance || *self.shutdown_signal().borrow() {
+impl OpenStream {
+    /// Counts the stream, or refuses it past the instance's or the user's cap.
+    fn open(hub: &Hub, user: &str) -> Result<Self, ApiError> {
+        let inner = hub.inner();
+        let total = inner.stats.open_streams.fetch_add(1, Ordering::Relaxed);
+        let mine = {
+            let mut per_user = inner.per_user.lock().unwrap_or_else(|e| e.into_inner());
+            let mine = per_user.entry(user.to_owned()).or_insert(0);
+            *mine += 1;
+            *mine
+        };
+        // From here on, dropping the guard undoes both counts.
+        let guard = Self {
+            hub: hub.clone(),
+            user: user.to_owned(),
+        };
+        if total >= inner.config.max_per_instance || *hub.shutdown_signal().borrow() {
             return Err(ApiError::Overloaded {
                 code: "too_many_streams",
                 message: "This instance has no room for another stream. Retry shortly.".into(),
             });
         }
-        let live = self.register(room, last_seq);
-        let start = Start::choose(resume, last_seq, inner.config.max_backlog);
+        if mine > inner.max_per_user {
+            return Err(ApiError::TooMany {
+                code: "too_many_streams_for_user",
+                message: format!(
+                    "At most {} streams may be open at once per user.",
+                    inner.max_per_user
+                ),
+                retry_after: 5,
+            });
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let inner = self.hub.inner();
+        inner.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
+        let mut per_user = inner.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Opens `user`'s stream on `room`, as they just read it. 503 past
+    /// `STREAM_MAX_PER_INSTANCE` or while shutting down, 429 past `STREAM_MAX_PER_USER`.
+    pub fn subscribe(
+        &self,
+        user: &User,
+        room: &RoomRow,
+        resume: Option<i64>,
+    ) -> Result<mpsc::Receiver<FrameResult>, ApiError> {
+        let guard = OpenStream::open(self, &user.email)?;
+        let live = self.register(&room.id, room.last_seq, room.members_version);
+        let start = Start::choose(resume, room.last_seq, self.inner().config.max_backlog);
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
         let subscriber = Subscriber {
             hub: self.clone(),
-            room: room.to_owned(),
+            room: room.id.clone(),
+            user: user.email.clone(),
             tx,
             sent: 0,
         };
@@ -95,6 +133,7 @@ impl Hub {
 struct Subscriber {
     hub: Hub,
     room: String,
+    user: String,
     tx: mpsc::Sender<FrameResult>,
     /// The newest seq sent to this client.
     sent: i64,
@@ -143,17 +182,21 @@ impl Subscriber {
                     _ = &mut stopped => return Ok(()),
                     _ = sleep_until(deadline) => return Ok(()),
                     _ = self.tx.closed() => return Err(End::ClientGone),
-                    received = live.recv() => match received {
-                        Ok(delivery) if delivery.seq <= self.sent => {}
-                        Ok(delivery) => {
+                    received = live.recv() => match received.as_deref() {
+                        Ok(Delivery::Message { seq, .. }) if *seq <= self.sent => {}
+                        Ok(Delivery::Message { seq, frame }) => {
                             // A gap means frames were broadcast before this stream could see
                             // them; read them rather than skip them.
-                            if delivery.seq > self.sent + 1 {
-                                self.catch_up(delivery.seq - 1).await?;
+                            if *seq > self.sent + 1 {
+                                self.catch_up(seq - 1).await?;
                             }
-                            self.send(delivery.frame.clone()).await?;
-                            self.sent = delivery.seq;
+                            self.send(frame.clone()).await?;
+                            self.sent = *seq;
                         }
+                        Ok(Delivery::Readers(readers)) if !readers.contains(&self.user) => {
+                            return Err(End::Failed(anyhow::anyhow!("no longer a member")));
+                        }
+                        Ok(Delivery::Readers(_)) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             return Err(End::Failed(anyhow::anyhow!("slow subscriber cut off")));
                         }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::views::MessageView;
 use crate::App;
 use crate::db;
-use crate::db::messages::{CLIENT_ID_KEY, FileRow, InsertedMessage, MessageRow, NewMessage};
+use crate::db::messages::{CLIENT_ID_KEY, FileRow, InsertOutcome, MessageRow, NewMessage};
 use crate::db::uploads::UploadRow;
 use crate::domain::{ClientId, FileIds, MessageContent, Page, RoomId, User};
 use crate::http::body::parse_json;
@@ -19,11 +19,20 @@ use crate::storage::ObjectState;
 
 /// `GET /api/rooms/{room}/messages?limit=&before=&after=`: one page in ascending `seq`,
 /// with `has_more` in the direction of travel. Files come in the same query.
-pub async fn list(app: &App, room: &RoomId, query: &Query) -> Result<Response<Body>, ApiError> {
+pub async fn list(
+    app: &App,
+    user: &User,
+    room: &RoomId,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
     let page = Page::from_query(query)?;
-    let (rows, has_more) = db::messages::list_page(&app.db, room, page).await?;
-    // An empty page is the only case where the room might not exist.
-    if rows.is_empty() && db::rooms::last_seq(&app.db, room).await?.is_none() {
+    let (rows, has_more) = db::messages::list_page(&app.db, room, &user.email, page).await?;
+    // An empty page is the only case where the room might not exist (or be hidden).
+    if rows.is_empty()
+        && db::rooms::find_visible(&app.db, room, &user.email)
+            .await?
+            .is_none()
+    {
         return Err(ApiError::room_not_found());
     }
     let messages = MessageView::build_all(&app.storage, rows).await?;
@@ -67,26 +76,32 @@ pub async fn post(
     let uploads = match check_uploads(app, user, room, &file_ids).await {
         Ok(uploads) => uploads,
         // A retry of a send whose files were attached the first time.
-        Err(err) => return stored_or(app, room, message.client_id, err).await,
+        Err(err) => return stored_or(app, user, room, message.client_id, err).await,
     };
 
-    let inserted = if file_ids.is_empty() {
-        db::messages::insert_message(&app.db, &message).await
+    let limit = &app.config.limits.posts;
+    let outcome = if file_ids.is_empty() {
+        db::messages::insert_message(&app.db, &message, limit).await
     } else {
         insert_with_files(app, &message).await?
     };
-    let inserted = match inserted {
-        Ok(Some(inserted)) => inserted,
-        Ok(None) => return Err(ApiError::room_not_found()),
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
         Err(err) if db::is_unique_violation(&err, CLIENT_ID_KEY) => {
-            return stored_or(app, room, message.client_id, err.into()).await;
+            return stored_or(app, user, room, message.client_id, err.into()).await;
         }
         Err(err) => return Err(err.into()),
     };
+    let quota = limit.outcome(outcome.tokens_left, outcome.tokens_before)?;
+    let (Some(seq), Some(created_at)) = (outcome.seq, outcome.created_at) else {
+        return Err(ApiError::room_not_found());
+    };
 
-    let row = stored_row(&message, inserted, uploads);
+    let row = stored_row(&message, seq, created_at, uploads);
     let view = MessageView::build(&app.storage, row).await?;
-    Ok(json_response(StatusCode::CREATED, &view))
+    let mut response = json_response(StatusCode::CREATED, &view);
+    quota.apply(&mut response);
+    Ok(response)
 }
 
 /// Runs the insert in a transaction and commits only if every upload was attached: one
@@ -94,17 +109,20 @@ pub async fn post(
 async fn insert_with_files(
     app: &App,
     message: &NewMessage<'_>,
-) -> Result<sqlx::Result<Option<InsertedMessage>>, ApiError> {
+) -> Result<sqlx::Result<InsertOutcome>, ApiError> {
     let mut tx = app.db.begin().await?;
-    let result = db::messages::insert_message(&mut *tx, message).await;
+    let result = db::messages::insert_message(&mut *tx, message, &app.config.limits.posts).await;
     match result {
-        Ok(Some(inserted)) if inserted.attached != message.file_ids.as_slice().len() as i64 => {
+        Ok(outcome)
+            if outcome.seq.is_some()
+                && outcome.attached != message.file_ids.as_slice().len() as i64 =>
+        {
             tx.rollback().await?;
             Err(upload_unusable())
         }
-        Ok(Some(inserted)) => {
+        Ok(outcome) => {
             tx.commit().await?;
-            Ok(Ok(Some(inserted)))
+            Ok(Ok(outcome))
         }
         other => Ok(other),
     }
@@ -113,6 +131,7 @@ async fn insert_with_files(
 /// The message stored under `client_id`, with 200; otherwise `err`.
 async fn stored_or(
     app: &App,
+    user: &User,
     room: &RoomId,
     client_id: Option<ClientId>,
     err: ApiError,
@@ -120,7 +139,7 @@ async fn stored_or(
     let Some(client_id) = client_id else {
         return Err(err);
     };
-    match db::messages::find_by_client_id(&app.db, room, client_id).await? {
+    match db::messages::find_by_client_id(&app.db, room, &user.email, client_id).await? {
         Some(row) => Ok(json_response(
             StatusCode::OK,
             &MessageView::build(&app.storage, row).await?,
@@ -188,7 +207,8 @@ fn upload_unusable() -> ApiError {
 /// The stored message, from what was sent and what the insert assigned (no re-read).
 fn stored_row(
     message: &NewMessage<'_>,
-    inserted: InsertedMessage,
+    seq: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
     uploads: Vec<UploadRow>,
 ) -> MessageRow {
     // Files are shown in id (upload) order, as the list query returns them.
@@ -207,11 +227,11 @@ fn stored_row(
     MessageRow {
         id: message.id,
         room_id: message.room.as_str().to_owned(),
-        seq: inserted.seq,
+        seq,
         user_email: message.user_email.to_owned(),
         content: message.content.as_str().to_owned(),
         client_id: message.client_id,
-        created_at: inserted.created_at,
+        created_at,
         files: Json(files),
     }
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::views::RoomView;
 use crate::App;
 use crate::db;
-use crate::domain::{RoomId, RoomName, User};
+use crate::domain::{RoomId, RoomName, User, Visibility};
 use crate::http::body::parse_json;
 use crate::http::{ApiError, Body, json_response};
 
@@ -15,10 +15,13 @@ pub struct CreateRoomRequest {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
+    pub visibility: Option<String>,
 }
 
-/// `POST /api/rooms`: `{"id", "name"?}` → 201 with the room; 409 when the id is taken.
-/// The name defaults to the id.
+/// `POST /api/rooms`: `{"id", "name"?, "visibility"?}` → 201 with the room; 409 when the id
+/// is taken. The name defaults to the id, the visibility to `public`; the creator owns it.
+/// Rate-limited per user (`RATE_LIMIT_ROOMS`).
 pub async fn create(app: &App, user: &User, body: &[u8]) -> Result<Response<Body>, ApiError> {
     let request: CreateRoomRequest = parse_json(body)?;
     let id = RoomId::parse(&request.id)?;
@@ -26,18 +29,29 @@ pub async fn create(app: &App, user: &User, body: &[u8]) -> Result<Response<Body
         Some(name) => RoomName::parse(name)?,
         None => RoomName::from_id(&id),
     };
-    let room = db::rooms::insert_room(&app.db, &id, &name, &user.email)
-        .await?
-        .ok_or_else(|| ApiError::Conflict {
+    let visibility = match &request.visibility {
+        Some(v) => Visibility::parse(v)?,
+        None => Visibility::Public,
+    };
+    let limit = &app.config.limits.rooms;
+    let outcome =
+        db::rooms::insert_room(&app.db, &id, &name, visibility, &user.email, limit).await?;
+    let quota = limit.outcome(outcome.tokens_left, outcome.tokens_before)?;
+    let mut response = match outcome.room() {
+        Some(room) => json_response(StatusCode::CREATED, &RoomView::from(room)),
+        None => ApiError::Conflict {
             code: "room_exists",
             message: format!("A room with id `{}` already exists.", id.as_str()),
-        })?;
-    Ok(json_response(StatusCode::CREATED, &RoomView::from(room)))
+        }
+        .into_response(),
+    };
+    quota.apply(&mut response);
+    Ok(response)
 }
 
-/// `GET /api/rooms`: `{"rooms": [...]}` in id order.
-pub async fn list(app: &App) -> Result<Response<Body>, ApiError> {
-    let rooms: Vec<RoomView> = db::rooms::list_rooms(&app.db)
+/// `GET /api/rooms`: `{"rooms": [...]}`, the rooms the caller may see, in id order.
+pub async fn list(app: &App, user: &User) -> Result<Response<Body>, ApiError> {
+    let rooms: Vec<RoomView> = db::rooms::list_rooms(&app.db, &user.email)
         .await?
         .into_iter()
         .map(RoomView::from)

@@ -6,7 +6,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::App;
 use crate::db;
-use crate::domain::{Cursor, RoomId};
+use crate::domain::{Cursor, RoomId, User};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body};
 
@@ -17,15 +17,16 @@ use crate::http::{ApiError, Body};
 /// so the browser reconnects and resumes.
 pub async fn open(
     app: &App,
+    user: &User,
     room: &RoomId,
     headers: &HeaderMap,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
     let resume = resume_point(headers, query)?;
-    let last_seq = db::rooms::last_seq(&app.db, room)
+    let room = db::rooms::find_visible(&app.db, room, &user.email)
         .await?
         .ok_or_else(ApiError::room_not_found)?;
-    let frames = app.hub.subscribe(room.as_str(), last_seq, resume)?;
+    let frames = app.hub.subscribe(user, &room, resume)?;
     let body: Body = StreamBody::new(ReceiverStream::new(frames)).boxed();
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
@@ -40,7 +41,7 @@ pub async fn open(
 }
 
 /// `Last-Event-ID` (sent by `EventSource` on reconnect) wins over `?after=`.
-fn resume_point(headers: &HeaderMap, query: &Query) -> Result<Option<i64>, ApiError> {
+pub fn resume_point(headers: &HeaderMap, query: &Query) -> Result<Option<i64>, ApiError> {
     let header = headers
         .get("last-event-id")
         .map(|v| {

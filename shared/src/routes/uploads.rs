@@ -37,10 +37,19 @@ pub async fn presign(app: &App, user: &User, body: &[u8]) -> Result<Response<Bod
     })?;
     let file_name = FileName::parse(&request.file_name)?;
     let content_type = ContentType::parse(&request.content_type)?;
+    if !app.config.storage.allowed_types.allows(&content_type) {
+        return Err(ApiError::bad_request(
+            "content_type_not_allowed",
+            format!(
+                "Files of type `{}` cannot be uploaded here.",
+                content_type.as_str()
+            ),
+        ));
+    }
     let size = UploadSize::parse(request.size, app.config.storage.max_upload_bytes)?;
 
     let id = Uuid::now_v7();
-    let key = Storage::object_key(&room, id, &file_name);
+    let key = Storage::object_key(&room, id, &content_type);
     let presigned = app.storage.presign_put(&key, &content_type, size).await?;
     let upload = NewUpload {
         id,
@@ -51,15 +60,15 @@ pub async fn presign(app: &App, user: &User, body: &[u8]) -> Result<Response<Bod
         content_type: content_type.as_str(),
         size: size.get() as i64,
     };
-    if db::uploads::insert_upload(&app.db, &upload)
-        .await?
-        .is_none()
-    {
+    let limit = &app.config.limits.uploads;
+    let outcome = db::uploads::insert_upload(&app.db, &upload, limit).await?;
+    let quota = limit.outcome(outcome.tokens_left, outcome.tokens_before)?;
+    if outcome.created_at.is_none() {
         return Err(ApiError::room_not_found());
     }
 
     let headers: BTreeMap<String, String> = presigned.headers.into_iter().collect();
-    Ok(json_response(
+    let mut response = json_response(
         StatusCode::CREATED,
         &serde_json::json!({
             "id": id,
@@ -68,5 +77,7 @@ pub async fn presign(app: &App, user: &User, body: &[u8]) -> Result<Response<Bod
             "headers": headers,
             "expires_at": presigned.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         }),
-    ))
+    );
+    quota.apply(&mut response);
+    Ok(response)
 }

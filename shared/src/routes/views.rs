@@ -18,6 +18,8 @@ fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
 pub struct RoomView {
     pub id: String,
     pub name: String,
+    pub visibility: String,
+    pub owner: String,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
     pub last_seq: i64,
@@ -28,6 +30,8 @@ impl From<RoomRow> for RoomView {
         Self {
             id: row.id,
             name: row.name,
+            visibility: row.visibility,
+            owner: row.created_by,
             created_at: row.created_at,
             last_seq: row.last_seq,
         }
@@ -59,7 +63,9 @@ pub struct FileView {
 impl FileView {
     pub async fn build(storage: &Storage, file: FileRow) -> anyhow::Result<Self> {
         Ok(Self {
-            url: storage.file_url(&file.object_key).await?,
+            url: storage
+                .file_url(&file.object_key, &file.file_name, &file.content_type)
+                .await?,
             id: file.id,
             file_name: file.file_name,
             content_type: file.content_type,

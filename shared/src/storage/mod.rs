@@ -11,7 +11,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use chrono::{DateTime, Utc};
 
 use crate::config::StorageConfig;
-use crate::domain::{ContentType, FileName, RoomId, UploadSize};
+use crate::domain::{ContentType, RoomId, UploadSize};
 
 /// How long a presigned PUT stays valid.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
@@ -70,9 +70,16 @@ impl Storage {
         }
     }
 
-    /// The server-chosen key: `rooms/{room}/{upload id}/{safe name}`.
-    pub fn object_key(room: &RoomId, upload_id: uuid::Uuid, name: &FileName) -> String {
-        format!("rooms/{}/{}/{}", room.as_str(), upload_id, name.as_str())
+    /// The server-chosen key: `rooms/{room}/{upload id}{.ext}`. Nothing the uploader typed
+    /// becomes a path segment: the room id is validated, the id is ours, and the extension
+    /// comes from the (allow-listed) content type. The file name travels as metadata.
+    pub fn object_key(room: &RoomId, upload_id: uuid::Uuid, content_type: &ContentType) -> String {
+        format!(
+            "rooms/{}/{}{}",
+            room.as_str(),
+            upload_id,
+            content_type.extension()
+        )
     }
 
     /// A presigned PUT whose signature covers `content-type` and `content-length`, so
@@ -105,20 +112,46 @@ impl Storage {
     }
 
     /// The url a message shows for a file: public when a public base is configured,
-    /// otherwise a presigned GET.
-    pub async fn file_url(&self, key: &str) -> anyhow::Result<String> {
+    /// otherwise a presigned GET whose response is forced to the recorded type and, for
+    /// anything but an image, to `Content-Disposition: attachment`, so an uploaded page or
+    /// script is downloaded, never rendered on the storage origin.
+    pub async fn file_url(
+        &self,
+        key: &str,
+        file_name: &str,
+        content_type: &str,
+    ) -> anyhow::Result<String> {
         if let Some(base) = &self.public_base_url {
             return Ok(format!("{base}/{key}"));
         }
+        let disposition = if content_type.starts_with("image/") {
+            "inline"
+        } else {
+            "attachment"
+        };
         let presigned = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .response_content_type(content_type)
+            .response_content_disposition(content_disposition(disposition, file_name))
             .presigned(PresigningConfig::expires_in(DOWNLOAD_URL_TTL)?)
             .await
             .context("presign download")?;
         Ok(presigned.uri().to_owned())
+    }
+
+    /// Deletes an object; a missing one is not an error.
+    pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("DELETE {key}"))?;
+        Ok(())
     }
 
     /// HEADs an object to learn whether it exists and its size.
@@ -139,5 +172,35 @@ impl Storage {
             }
             Err(err) => Err(anyhow::Error::new(err).context(format!("HEAD {key}"))),
         }
+    }
+}
+
+/// `inline|attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded` (RFC 6266).
+pub fn content_disposition(disposition: &str, file_name: &str) -> String {
+    let fallback: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded =
+        percent_encoding::utf8_percent_encode(file_name, percent_encoding::NON_ALPHANUMERIC);
+    format!("{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_carry_a_safe_ascii_name_and_the_utf8_name() {
+        assert_eq!(
+            content_disposition("attachment", "rapport é\"1\".pdf"),
+            "attachment; filename=\"rapport __1_.pdf\"; filename*=UTF-8''rapport%20%C3%A9%221%22%2Epdf"
+        );
     }
 }

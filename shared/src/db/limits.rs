@@ -1,0 +1,221 @@
+//! Per-user token buckets in `chat_rate_limits`, taken in the same statement as the write
+//! they guard: no extra round trip, and they hold across every instance.
+
+use std::time::Duration;
+
+use http::{HeaderValue, Response};
+
+use crate::http::{ApiError, Body};
+
+/// A token bucket: `capacity` tokens (the burst), refilled continuously so that `capacity`
+/// tokens come back every `window`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub action: &'static str,
+    pub capacity: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// Parses `N/30s`, `N/10m` or `N/1h`; `off` lifts the limit.
+    pub fn parse(action: &'static str, raw: &str) -> Result<Self, String> {
+        if raw.eq_ignore_ascii_case("off") {
+            return Ok(Self {
+                action,
+                capacity: 1_000_000_000,
+                window: Duration::from_secs(1),
+            });
+        }
+        let (count, window) = raw
+            .split_once('/')
+            .ok_or("expected `N/<seconds>s`, e.g. `30/10s`")?;
+        let capacity: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| "the count must be a whole number")?;
+        let window = window.trim();
+        let (number, unit) = window.split_at(window.len().saturating_sub(1));
+        let seconds: u64 = number
+            .parse()
+            .map_err(|_| "the window must be like `10s`, `1m` or `1h`")?;
+        let seconds = match unit {
+            "s" => seconds,
+            "m" => seconds * 60,
+            "h" => seconds * 3600,
+            _ => return Err("the window must end in s, m or h".into()),
+        };
+        if capacity == 0 || seconds == 0 {
+            return Err("count and window must be above zero".into());
+        }
+        Ok(Self {
+            action,
+            capacity,
+            window: Duration::from_secs(seconds),
+        })
+    }
+
+    /// Tokens regained per second.
+    pub fn refill_per_sec(&self) -> f64 {
+        f64::from(self.capacity) / self.window.as_secs_f64()
+    }
+
+    pub fn capacity(&self) -> f64 {
+        f64::from(self.capacity)
+    }
+
+    /// What a guarded statement reported: the tokens left after taking one (`None` when it
+    /// was refused) and the bucket before (for `Retry-After`).
+    pub fn outcome(
+        &self,
+        tokens_left: Option<f64>,
+        tokens_before: Option<f64>,
+    ) -> Result<Quota, ApiError> {
+        let rate = self.refill_per_sec();
+        let reset = |tokens: f64| ((self.capacity() - tokens).max(0.0) / rate).ceil() as u64;
+        match tokens_left {
+            Some(left) => Ok(Quota {
+                limit: self.capacity,
+                remaining: left.max(0.0).floor() as u32,
+                reset_secs: reset(left),
+            }),
+            None => {
+                let now = tokens_before.unwrap_or(0.0);
+                Err(ApiError::RateLimited {
+                    retry_after: ((1.0 - now) / rate).ceil().max(1.0) as u64,
+                    quota: Quota {
+                        limit: self.capacity,
+                        remaining: 0,
+                        reset_secs: reset(now),
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// What a limited route reports in `RateLimit-*` headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+}
+
+impl Quota {
+    pub fn apply(&self, response: &mut Response<Body>) {
+        let headers = response.headers_mut();
+        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+    }
+}
+
+/// A CTE named `quota` that takes one token from the bucket of (`$user`, `$action`), with
+/// capacity `$cap` and refill rate `$rate` per second, returning the tokens left, or no row
+/// when the bucket is empty. Guard the write with `EXISTS (SELECT 1 FROM quota)`.
+macro_rules! take_token {
+    ($user:literal, $action:literal, $cap:literal, $rate:literal) => {
+        concat!(
+            "quota AS (
+                INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+                VALUES (",
+            $user,
+            ", ",
+            $action,
+            ", ",
+            $cap,
+            " - 1, now())
+                ON CONFLICT (user_email, action) DO UPDATE
+                SET tokens = LEAST(",
+            $cap,
+            ", b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * ",
+            $rate,
+            ") - 1,
+                    updated_at = GREATEST(now(), b.updated_at)
+                WHERE LEAST(",
+            $cap,
+            ", b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * ",
+            $rate,
+            ") >= 1
+                RETURNING tokens
+            )"
+        )
+    };
+}
+pub(crate) use take_token;
+
+/// The two columns [`RateLimit::outcome`] reads: `tokens_left` and `tokens_before`.
+macro_rules! quota_columns {
+    ($user:literal, $action:literal, $cap:literal, $rate:literal) => {
+        concat!(
+            "(SELECT tokens FROM quota) AS tokens_left,
+             (SELECT LEAST(",
+            $cap,
+            ", b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * ",
+            $rate,
+            ")
+              FROM chat_rate_limits b WHERE b.user_email = ",
+            $user,
+            " AND b.action = ",
+            $action,
+            ") AS tokens_before"
+        )
+    };
+}
+pub(crate) use quota_columns;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_count_and_window() {
+        let limit = RateLimit::parse("post", "30/10s").unwrap();
+        assert_eq!(
+            (limit.capacity, limit.window),
+            (30, Duration::from_secs(10))
+        );
+        assert_eq!(
+            RateLimit::parse("x", "20/1m").unwrap().window,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            RateLimit::parse("x", "10/1h").unwrap().window,
+            Duration::from_secs(3600)
+        );
+        assert!(RateLimit::parse("x", "off").unwrap().capacity > 1_000_000);
+        for bad in ["30", "a/10s", "30/10", "30/10d", "0/1s", "30/0s", ""] {
+            assert!(RateLimit::parse("x", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_bucket_says_when_to_retry() {
+        let limit = RateLimit::parse("post", "30/10s").unwrap();
+        assert_eq!(
+            limit.outcome(Some(29.0), None).unwrap(),
+            Quota {
+                limit: 30,
+                remaining: 29,
+                reset_secs: 1
+            }
+        );
+        match limit.outcome(None, Some(0.2)) {
+            Err(ApiError::RateLimited { retry_after, quota }) => {
+                assert_eq!(retry_after, 1);
+                assert_eq!(quota.remaining, 0);
+                assert_eq!(quota.reset_secs, 10);
+            }
+            other => panic!("{other:?}"),
+        }
+        let hourly = RateLimit::parse("room", "10/1h").unwrap();
+        assert!(matches!(
+            hourly.outcome(None, Some(0.0)),
+            Err(ApiError::RateLimited {
+                retry_after: 360,
+                ..
+            })
+        ));
+    }
+}

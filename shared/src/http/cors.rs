@@ -1,0 +1,114 @@
+//! CORS for the API: browsers on `CORS_ALLOWED_ORIGINS` may call it (bearer tokens, no
+//! cookies, so no credentials mode). Preflights are answered on every route.
+
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+
+use super::Body;
+use super::body::empty;
+
+/// Which origins may call the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// No cross-origin access (the default).
+    #[default]
+    None,
+    /// `*`: any origin.
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins such as `https://app.example.com`, or `*`.
+    pub fn parse(raw: &str) -> Self {
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.iter().any(|o| o == "*") {
+            Self::Any
+        } else if origins.is_empty() {
+            Self::None
+        } else {
+            Self::List(origins)
+        }
+    }
+
+    /// The request's `Origin`, when it may call the API.
+    fn allowed<'a>(&self, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {
+        let origin = headers.get(header::ORIGIN)?;
+        let ok = match self {
+            Self::None => false,
+            Self::Any => true,
+            Self::List(list) => origin.to_str().is_ok_and(|o| list.iter().any(|a| a == o)),
+        };
+        ok.then_some(origin)
+    }
+
+    /// Adds the CORS headers an allowed origin needs to read `response`.
+    pub fn decorate(&self, request: &HeaderMap, response: &mut Response<Body>) {
+        let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(origin) = self.allowed(request) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(
+                    "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
+                ),
+            );
+        }
+    }
+
+    /// The answer to `OPTIONS` on a route that allows `allow`.
+    pub fn preflight(&self, request: &HeaderMap, allow: &'static str) -> Response<Body> {
+        let mut response = Response::new(empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let headers = response.headers_mut();
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        if self.allowed(request).is_some() {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(allow),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type, last-event-id"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(o: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, o.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn only_listed_origins_are_allowed() {
+        let cors = AllowedOrigins::parse(" https://a.example.com/ , https://b.example.com");
+        assert!(cors.allowed(&origin("https://a.example.com")).is_some());
+        assert!(cors.allowed(&origin("https://evil.example.com")).is_none());
+        assert!(
+            AllowedOrigins::parse("")
+                .allowed(&origin("https://a.example.com"))
+                .is_none()
+        );
+        assert!(
+            AllowedOrigins::parse("*")
+                .allowed(&origin("https://x.dev"))
+                .is_some()
+        );
+        assert!(cors.allowed(&HeaderMap::new()).is_none());
+    }
+}

@@ -1,0 +1,157 @@
+//! Files that could be used for phishing or XSS are refused or forced to download.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ALICE, TestApp, assert_error};
+
+fn upload_request(file_name: &str, content_type: &str, size: usize) -> Value {
+    json!({"room_id": "general", "file_name": file_name, "content_type": content_type, "size": size})
+}
+
+/// Presigns, PUTs and attaches a file; returns the file as listed.
+async fn share(app: &TestApp, file_name: &str, content_type: &str, bytes: &[u8]) -> Value {
+    let upload: Value = app
+        .presign(ALICE, &upload_request(file_name, content_type, bytes.len()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut put = app
+        .client
+        .put(upload["url"].as_str().unwrap())
+        .body(bytes.to_vec());
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    let sent = app
+        .post_message(
+            "general",
+            &json!({"content": "", "file_ids": [upload["id"]]}),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    listed["messages"].as_array().unwrap().last().unwrap()["files"][0].clone()
+}
+
+#[tokio::test]
+async fn html_svg_and_executables_are_refused_by_default() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    for content_type in [
+        "text/html",
+        "image/svg+xml",
+        "application/x-msdownload",
+        "application/x-sh",
+        "application/javascript",
+        "application/octet-stream",
+        "application/xhtml+xml",
+    ] {
+        let response = app
+            .presign(ALICE, &upload_request("x", content_type, 10))
+            .await;
+        assert_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            "content_type_not_allowed",
+        )
+        .await;
+    }
+    for content_type in [
+        "image/png",
+        "application/pdf",
+        "text/plain",
+        "application/zip",
+    ] {
+        let response = app
+            .presign(ALICE, &upload_request("x", content_type, 10))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{content_type}");
+    }
+}
+
+#[tokio::test]
+async fn the_allow_list_is_configurable() {
+    let app = TestApp::spawn_with(|c| {
+        c.storage.allowed_types = shared::domain::AllowedTypes::parse("image/*")
+    })
+    .await;
+    app.room("general").await;
+    assert_eq!(
+        app.presign(ALICE, &upload_request("a.tiff", "image/tiff", 1))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let pdf = app
+        .presign(ALICE, &upload_request("a.pdf", "application/pdf", 1))
+        .await;
+    assert_error(pdf, StatusCode::BAD_REQUEST, "content_type_not_allowed").await;
+}
+
+#[tokio::test]
+async fn documents_download_as_attachments_and_images_display_inline() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let pdf = share(
+        &app,
+        "report «final».pdf",
+        "application/pdf",
+        b"%PDF-1.4 fake",
+    )
+    .await;
+    let response = app
+        .client
+        .get(pdf["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    assert!(
+        disposition.contains("filename*=UTF-8''report%20%C2%ABfinal%C2%BB%2Epdf"),
+        "{disposition}"
+    );
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+
+    let text = share(
+        &app,
+        "notes.txt",
+        "text/plain",
+        b"<script>alert(1)</script>",
+    )
+    .await;
+    let response = app
+        .client
+        .get(text["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+
+    let png = share(&app, "cat.png", "image/png", b"\x89PNG\r\n\x1a\nfake").await;
+    let response = app
+        .client
+        .get(png["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline;")
+    );
+    assert_eq!(response.headers()["content-type"], "image/png");
+}
