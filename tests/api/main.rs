@@ -2,11 +2,21 @@
 
 mod auth;
 mod bad_input;
+mod cleanup;
+mod cors;
 mod failure;
 mod helpers;
+mod jwks;
+mod limits;
 mod listing;
+mod openapi;
 mod posting;
+mod private_rooms;
+mod realtime;
 mod rooms;
+mod safe_files;
+mod security;
 mod sse_client;
+mod static_files;
 mod stream;
 mod uploads;

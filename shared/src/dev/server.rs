@@ -1,11 +1,12 @@
 //! The local HTTP server: every route on one port, with the same paths as production, plus
-//! dev-only token minting. Tests call the very same `serve`.
+//! dev-only token minting and the demo page's static files. Tests call the very same `serve`.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -15,11 +16,15 @@ use tokio::net::TcpListener;
 
 use crate::App;
 use crate::auth::mint_token;
-use crate::http::body::{collect, parse_json};
+use crate::http::body::{collect, empty, full, parse_json};
 use crate::http::{ApiError, Body, json_response};
 
 /// How long a dev token lives.
 const DEV_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// Routes only the dev server has (never deployed), as (method, path template); the public
+/// ones are [`crate::http::router::ROUTES`]. `openapi.yaml` documents both.
+pub const DEV_ROUTES: &[(&str, &str)] = &[("POST", "/api/dev/token")];
 
 /// Accepts connections until `shutdown` resolves, then ends open streams.
 pub async fn serve(
@@ -58,6 +63,15 @@ pub async fn serve(
 }
 
 async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path();
+    if path != "/api" && !path.starts_with("/api/") {
+        let mut response = static_file(request.method(), path).await;
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        return response;
+    }
     let (parts, body) = request.into_parts();
     let body = match collect(body).await {
         Ok(bytes) => bytes,
@@ -94,4 +108,143 @@ fn dev_token(app: &App, request: &Request<Bytes>) -> Result<Response<Body>, ApiE
         StatusCode::OK,
         &serde_json::json!({ "token": token }),
     ))
+}
+
+/// The repository root, fixed at build time: `public/` and `client/` are under it.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The file a static path names, relative to the repository root: `public/` at `/`, and
+/// the one client module, `client/chat-client.js`, at `/chat-client.js` (a single source
+/// that the page imports as `./chat-client.js`). `None` for anything that could leave those
+/// directories: every segment must be plain (letters, digits, `.`, `_`, `-`), not start
+/// with a dot (so no `..` and no hidden files), and percent-escapes are refused outright.
+fn static_path(path: &str) -> Option<PathBuf> {
+    if path == "/chat-client.js" {
+        return Some(PathBuf::from("client/chat-client.js"));
+    }
+    let rel = path.strip_prefix('/')?;
+    let rel = if rel.is_empty() || rel.ends_with('/') {
+        format!("{rel}index.html")
+    } else {
+        rel.to_owned()
+    };
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && !segment.starts_with('.')
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    if !rel.split('/').all(plain) {
+        return None;
+    }
+    Some(Path::new("public").join(rel))
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json; charset=utf-8",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET`/`HEAD` of the demo page's files (see [`static_path`]); 404 JSON otherwise, and 405
+/// for other methods.
+async fn static_file(method: &Method, path: &str) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
+    }
+    let not_found = || {
+        ApiError::NotFound {
+            code: "route_not_found",
+            message: "No such route.".into(),
+        }
+        .into_response()
+    };
+    let root = repo_root();
+    let Some(rel) = static_path(path) else {
+        return not_found();
+    };
+    // Belt and braces: the resolved file must still be inside the root (no symlinks out).
+    let (Ok(file), Ok(root)) = (
+        tokio::fs::canonicalize(root.join(&rel)).await,
+        tokio::fs::canonicalize(&root).await,
+    ) else {
+        return not_found();
+    };
+    if !file.starts_with(root.join("public")) && !file.starts_with(root.join("client")) {
+        return not_found();
+    }
+    let Ok(bytes) = tokio::fs::read(&file).await else {
+        return not_found();
+    };
+    let mut response = Response::new(if method == Method::HEAD {
+        empty()
+    } else {
+        full(bytes)
+    });
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&rel)),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_paths_stay_inside_public_and_the_client_module() {
+        assert_eq!(static_path("/"), Some(PathBuf::from("public/index.html")));
+        assert_eq!(static_path("/app.js"), Some(PathBuf::from("public/app.js")));
+        assert_eq!(
+            static_path("/img/a-b_c.png"),
+            Some(PathBuf::from("public/img/a-b_c.png"))
+        );
+        assert_eq!(
+            static_path("/chat-client.js"),
+            Some(PathBuf::from("client/chat-client.js"))
+        );
+        for bad in [
+            "/../Cargo.toml",
+            "/a/../../Cargo.toml",
+            "/%2e%2e/Cargo.toml",
+            "/..%2fCargo.toml",
+            "/.env",
+            "/a//b",
+            "/a\\..\\b",
+            "/a\0b",
+            "relative",
+        ] {
+            assert_eq!(static_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn known_files_get_their_content_type() {
+        assert_eq!(
+            content_type(Path::new("public/index.html")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(Path::new("client/chat-client.js")),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(content_type(Path::new("x.bin")), "application/octet-stream");
+    }
 }

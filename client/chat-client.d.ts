@@ -1,0 +1,187 @@
+// Types of chat-client.js: the browser/Node client of the chat API (see ../openapi.yaml).
+
+/** `public`: every signed-in user; `private`: the owner and members only. */
+export type Visibility = "public" | "private";
+
+export interface Room {
+  id: string;
+  name: string;
+  visibility: Visibility;
+  /** The creator's email. */
+  owner: string;
+  /** RFC 3339 UTC, e.g. `2026-11-27T21:00:19.991Z`. */
+  created_at: string;
+  /** The newest message's seq (0 when empty). */
+  last_seq: number;
+}
+
+export interface ChatFile {
+  id: string;
+  file_name: string;
+  content_type: string;
+  size: number;
+  /** A presigned GET (valid 6 h; re-list to refresh) or a public URL. */
+  url: string;
+}
+
+export interface Message {
+  /** UUID v7. */
+  id: string;
+  room_id: string;
+  /** 1, 2, 3, … per room, gapless, in commit order. */
+  seq: number;
+  user_email: string;
+  content: string;
+  client_id: string | null;
+  created_at: string;
+  files: ChatFile[];
+}
+
+export interface MessagePage {
+  /** Always ascending seq. */
+  messages: Message[];
+  /** More exist beyond this page in the direction of travel. */
+  has_more: boolean;
+}
+
+export interface Member {
+  email: string;
+  added_at: string;
+}
+
+export interface MemberList {
+  owner: string;
+  members: Member[];
+}
+
+export interface Upload {
+  id: string;
+  method: "PUT";
+  url: string;
+  headers: Record<string, string>;
+  expires_at: string;
+}
+
+export interface CreateRoomInput {
+  /** `^[A-Za-z0-9_-]{1,64}$` */
+  id: string;
+  /** 1–100 characters; defaults to the id. */
+  name?: string;
+  visibility?: Visibility;
+}
+
+export interface ListMessagesOptions {
+  /** 1–200, default 100. */
+  limit?: number;
+  /** The newest `limit` messages with seq below this (older). */
+  before?: number;
+  /** The oldest `limit` messages with seq above this (newer). */
+  after?: number;
+  signal?: AbortSignal;
+}
+
+export interface PostMessageInput {
+  /** 1–4000 characters; may be blank only with files. */
+  content?: string;
+  /** Upload ids from `uploadFile`. */
+  fileIds?: string[];
+  /** The idempotency key; one is generated (crypto.randomUUID) when omitted. */
+  clientId?: string;
+  /** Tries in all, on network errors, 503 and 429 (default 5). */
+  attempts?: number;
+  signal?: AbortSignal;
+}
+
+export interface UploadProgress {
+  loaded: number;
+  total: number;
+}
+
+export interface UploadOptions {
+  /** Called as bytes go out (XMLHttpRequest), or at start and end (fetch, e.g. in Node). */
+  onProgress?: (progress: UploadProgress) => void;
+  /** Defaults to `file.name` (a File), else `"file"`. */
+  fileName?: string;
+  /** Defaults to `file.type`, else `application/octet-stream`. */
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export interface ResetInfo {
+  /** The stream continues after this seq: reload the list, then keep going. */
+  lastSeq: number;
+}
+
+export interface SubscribeOptions {
+  /** Each new message once, in seq order (duplicates by seq are dropped). */
+  onMessage: (message: Message) => void;
+  /** The client fell too far behind: reload with `listMessages`. */
+  onReset?: (info: ResetInfo) => void;
+  /** The stream is open (first time and after each reconnect). */
+  onOpen?: () => void;
+  /** The stream failed; it is reopened by itself after a delay (`retryInMs`). */
+  onError?: (error: ChatApiError, retryInMs: number) => void;
+  /** Resume after this seq (e.g. the last one `listMessages` returned). */
+  lastSeq?: number;
+}
+
+export interface Subscription {
+  /** The newest seq delivered (or reset to). */
+  readonly lastSeq: number | undefined;
+  close(): void;
+}
+
+export interface EventSourceLike {
+  readonly readyState: number;
+  addEventListener(type: string, listener: (event: MessageEvent) => void): void;
+  close(): void;
+  onerror: ((event: Event) => unknown) | null;
+  onopen: ((event: Event) => unknown) | null;
+}
+
+export type EventSourceConstructor = new (url: string) => EventSourceLike;
+
+export interface ClientOptions {
+  /** The API's origin, e.g. `https://chat.example.com`; `""` for the page's own. */
+  baseUrl?: string;
+  /** Returns the current JWT (your auth provider's, or the dev server's). */
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  /** Defaults to globalThis.fetch. */
+  fetch?: typeof fetch;
+  /** Defaults to globalThis.EventSource (Node 20 has none: pass one). */
+  EventSource?: EventSourceConstructor;
+  /** Defaults to globalThis.XMLHttpRequest; without one, uploads use fetch. */
+  XMLHttpRequest?: typeof XMLHttpRequest | null;
+  /** Stream reconnect delays: first and largest, in ms (default 1000 and 30000). */
+  reconnectDelayMs?: { min?: number; max?: number };
+}
+
+export interface ChatClient {
+  listRooms(options?: { signal?: AbortSignal }): Promise<Room[]>;
+  createRoom(input: CreateRoomInput, options?: { signal?: AbortSignal }): Promise<Room>;
+  listMessages(room: string, options?: ListMessagesOptions): Promise<MessagePage>;
+  postMessage(room: string, input: PostMessageInput): Promise<Message>;
+  /** Presigns, PUTs the file with the returned headers, and returns the upload id. */
+  uploadFile(room: string, file: Blob, options?: UploadOptions): Promise<string>;
+  subscribe(room: string, options: SubscribeOptions): Subscription;
+  listMembers(room: string, options?: { signal?: AbortSignal }): Promise<MemberList>;
+  addMember(room: string, email: string, options?: { signal?: AbortSignal }): Promise<Member>;
+  removeMember(room: string, email: string, options?: { signal?: AbortSignal }): Promise<void>;
+}
+
+export declare function createClient(options?: ClientOptions): ChatClient;
+
+/** Every failure: `status` 0 and code `network_error` when no HTTP answer came. */
+export declare class ChatApiError extends Error {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    options?: { retryAfter?: number | null; cause?: unknown },
+  );
+  readonly status: number;
+  /** The API's error code (`room_not_found`, `rate_limited`, …). */
+  readonly code: string;
+  /** Seconds, from `Retry-After` (429, 503), else null. */
+  readonly retryAfter: number | null;
+}

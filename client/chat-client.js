@@ -1,0 +1,358 @@
+// @ts-check
+// The chat API's client: an ES module with no dependencies, for browsers and Node 20+.
+// Types: chat-client.d.ts. Contract: ../openapi.yaml.
+//
+//   import { createClient } from "./chat-client.js";
+//   const chat = createClient({ baseUrl: "", getToken: () => token });
+//   const { messages } = await chat.listMessages("general", { limit: 50 });
+//   chat.subscribe("general", { lastSeq: messages.at(-1)?.seq ?? 0, onMessage: render });
+//   await chat.postMessage("general", { content: "hello" });
+
+/** @typedef {import("./chat-client.js").Message} Message */
+/** @typedef {import("./chat-client.js").Upload} Upload */
+/** @typedef {import("./chat-client.js").UploadProgress} UploadProgress */
+/** @typedef {import("./chat-client.js").EventSourceLike} EventSourceLike */
+
+/** Headers a browser sets itself and refuses from scripts (it derives them from the body). */
+const UNSAFE_HEADERS = new Set(["content-length", "host", "connection"]);
+/** `EventSource.CLOSED`: it gave up (a non-200 answer or a wrong content type). */
+const CLOSED = 2;
+
+/** Every failure: `status` 0 and code `network_error` when no HTTP answer came. */
+export class ChatApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   * @param {{ retryAfter?: number | null, cause?: unknown }} [options]
+   */
+  constructor(status, code, message, options = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ChatApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfter = options.retryAfter ?? null;
+  }
+}
+
+/** @param {string} value */
+const enc = (value) => encodeURIComponent(value);
+
+/** @param {unknown} err */
+const isAbort = (err) => err instanceof Error && err.name === "AbortError";
+
+/**
+ * Resolves after `ms`, or rejects when `signal` aborts.
+ * @param {number} ms
+ * @param {AbortSignal | undefined} signal
+ * @returns {Promise<void>}
+ */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+/** A UUID v4; `crypto.randomUUID` needs a secure context, `getRandomValues` does not. */
+function uuid() {
+  const c = globalThis.crypto;
+  if (typeof c.randomUUID === "function") return c.randomUUID();
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * The error a non-2xx answer stands for.
+ * @param {number} status
+ * @param {Headers} headers
+ * @param {any} body
+ */
+function apiError(status, headers, body) {
+  const retry = Number.parseInt(headers.get("retry-after") ?? "", 10);
+  const error = body && typeof body === "object" ? body.error : null;
+  return new ChatApiError(
+    status,
+    typeof error?.code === "string" ? error.code : `http_${status}`,
+    typeof error?.message === "string" ? error.message : `HTTP ${status}`,
+    { retryAfter: Number.isFinite(retry) ? retry : null },
+  );
+}
+
+/** @param {Record<string, string>} headers */
+function safeHeaders(headers) {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name]) => !UNSAFE_HEADERS.has(name.toLowerCase())),
+  );
+}
+
+/** @type {import("./chat-client.js").createClient} */
+export const createClient = (options = {}) => {
+  const base = (options.baseUrl ?? "").replace(/\/+$/, "");
+  const getToken = options.getToken ?? (() => null);
+  const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const minDelay = options.reconnectDelayMs?.min ?? 1000;
+  const maxDelay = options.reconnectDelayMs?.max ?? 30000;
+
+  /**
+   * One API call: JSON in and out, a ChatApiError for anything but 2xx.
+   * @param {string} method
+   * @param {string} path
+   * @param {{ body?: unknown, signal?: AbortSignal }} [init]
+   * @returns {Promise<any>}
+   */
+  async function request(method, path, init = {}) {
+    /** @type {Record<string, string>} */
+    const headers = {};
+    const token = await getToken();
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (init.body !== undefined) headers["content-type"] = "application/json";
+    let response;
+    try {
+      response = await fetchImpl(base + path, {
+        method,
+        headers,
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+        signal: init.signal,
+      });
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      throw new ChatApiError(0, "network_error", "The API could not be reached.", { cause: err });
+    }
+    const text = await response.text();
+    let body = null;
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      // Not JSON (a proxy's page, say): the status speaks for itself.
+    }
+    if (!response.ok) throw apiError(response.status, response.headers, body);
+    return body;
+  }
+
+  /**
+   * PUTs with XMLHttpRequest, which reports upload progress.
+   * @param {typeof XMLHttpRequest} XHR
+   * @param {Upload} upload
+   * @param {Blob} file
+   * @param {((p: UploadProgress) => void) | undefined} onProgress
+   * @param {AbortSignal | undefined} signal
+   * @returns {Promise<void>}
+   */
+  function putWithXhr(XHR, upload, file, onProgress, signal) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XHR();
+      xhr.open(upload.method, upload.url);
+      for (const [name, value] of Object.entries(safeHeaders(upload.headers))) {
+        xhr.setRequestHeader(name, value);
+      }
+      xhr.upload.onprogress = (e) =>
+        onProgress?.({ loaded: e.loaded, total: e.lengthComputable ? e.total : file.size });
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          onProgress?.({ loaded: file.size, total: file.size });
+          resolve();
+        } else {
+          reject(
+            new ChatApiError(xhr.status, "upload_failed", `Storage refused the file (HTTP ${xhr.status}).`),
+          );
+        }
+      };
+      xhr.onerror = () =>
+        reject(new ChatApiError(0, "network_error", "The file could not be sent to storage."));
+      xhr.onabort = () => reject(signal?.reason ?? new DOMException("Aborted", "AbortError"));
+      signal?.addEventListener("abort", () => xhr.abort(), { once: true });
+      xhr.send(file);
+    });
+  }
+
+  /**
+   * PUTs with fetch (Node has no XMLHttpRequest): progress at the start and the end only.
+   * @param {Upload} upload
+   * @param {Blob} file
+   * @param {((p: UploadProgress) => void) | undefined} onProgress
+   * @param {AbortSignal | undefined} signal
+   */
+  async function putWithFetch(upload, file, onProgress, signal) {
+    onProgress?.({ loaded: 0, total: file.size });
+    let response;
+    try {
+      response = await fetchImpl(upload.url, {
+        method: upload.method,
+        headers: safeHeaders(upload.headers),
+        body: file,
+        signal,
+      });
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      throw new ChatApiError(0, "network_error", "The file could not be sent to storage.", { cause: err });
+    }
+    await response.arrayBuffer().catch(() => undefined);
+    if (!response.ok) {
+      throw new ChatApiError(response.status, "upload_failed", `Storage refused the file (HTTP ${response.status}).`);
+    }
+    onProgress?.({ loaded: file.size, total: file.size });
+  }
+
+  return {
+    async listRooms({ signal } = {}) {
+      return (await request("GET", "/api/rooms", { signal })).rooms;
+    },
+
+    createRoom(input, { signal } = {}) {
+      return request("POST", "/api/rooms", { body: input, signal });
+    },
+
+    listMessages(room, { limit, before, after, signal } = {}) {
+      const query = new URLSearchParams();
+      if (limit !== undefined) query.set("limit", String(limit));
+      if (before !== undefined) query.set("before", String(before));
+      if (after !== undefined) query.set("after", String(after));
+      const qs = query.toString();
+      return request("GET", `/api/rooms/${enc(room)}/messages${qs ? `?${qs}` : ""}`, { signal });
+    },
+
+    // The same client_id on every try: a send that reached the server once is answered
+    // with the stored message (200), never stored twice.
+    async postMessage(room, { content = "", fileIds, clientId, attempts = 5, signal } = {}) {
+      /** @type {Record<string, unknown>} */
+      const body = { content, client_id: clientId ?? uuid() };
+      if (fileIds?.length) body.file_ids = fileIds;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await request("POST", `/api/rooms/${enc(room)}/messages`, { body, signal });
+        } catch (err) {
+          const retryable =
+            err instanceof ChatApiError && (err.status === 0 || err.status === 503 || err.status === 429);
+          if (!retryable || attempt >= attempts) throw err;
+          const backoff = Math.min(250 * 2 ** (attempt - 1), 5000) * (0.5 + Math.random() / 2);
+          await sleep(err.retryAfter != null ? err.retryAfter * 1000 : backoff, signal);
+        }
+      }
+    },
+
+    async uploadFile(room, file, { onProgress, fileName, contentType, signal } = {}) {
+      const name = fileName ?? (/** @type {any} */ (file).name || "file");
+      /** @type {Upload} */
+      const upload = await request("POST", "/api/uploads", {
+        body: {
+          room_id: room,
+          file_name: name,
+          content_type: contentType || file.type || "application/octet-stream",
+          size: file.size,
+        },
+        signal,
+      });
+      const XHR = options.XMLHttpRequest === undefined ? globalThis.XMLHttpRequest : options.XMLHttpRequest;
+      if (XHR) await putWithXhr(XHR, upload, file, onProgress, signal);
+      else await putWithFetch(upload, file, onProgress, signal);
+      return upload.id;
+    },
+
+    subscribe(room, { onMessage, onReset, onOpen, onError, lastSeq } = /** @type {any} */ ({})) {
+      /** @type {import("./chat-client.js").EventSourceConstructor | undefined} */
+      const ES = options.EventSource ?? /** @type {any} */ (globalThis).EventSource;
+      if (!ES) throw new Error("No EventSource here: pass one to createClient({ EventSource }).");
+      const Source = ES;
+      let last = lastSeq;
+      let closed = false;
+      let failures = 0;
+      /** @type {EventSourceLike | null} */
+      let source = null;
+      /** @type {ReturnType<typeof setTimeout> | undefined} */
+      let timer;
+
+      async function open() {
+        timer = undefined;
+        let token;
+        try {
+          token = await getToken();
+        } catch (err) {
+          return reopenLater(new ChatApiError(0, "token_unavailable", "No token for the stream.", { cause: err }));
+        }
+        if (closed) return;
+        const query = new URLSearchParams();
+        if (token) query.set("access_token", token);
+        if (last !== undefined) query.set("after", String(last));
+        const es = new Source(`${base}/api/rooms/${enc(room)}/stream?${query}`);
+        source = es;
+        es.onopen = () => {
+          failures = 0;
+          onOpen?.();
+        };
+        es.addEventListener("message", (event) => {
+          /** @type {Message} */
+          const message = JSON.parse(event.data);
+          if (last !== undefined && message.seq <= last) return; // seen already
+          last = message.seq;
+          onMessage(message);
+        });
+        es.addEventListener("reset", (event) => {
+          const { last_seq } = JSON.parse(event.data);
+          last = last_seq;
+          onReset?.({ lastSeq: last_seq });
+        });
+        es.onerror = () => {
+          if (closed || source !== es) return;
+          // While CONNECTING the EventSource resumes by itself with Last-Event-ID (the
+          // server ends streams every few minutes). CLOSED means it gave up on a non-200
+          // (401 for an expired token, 429, 503): reopen after a delay, after the last seq,
+          // with a fresh token.
+          if (es.readyState === CLOSED) {
+            es.close();
+            source = null;
+            reopenLater(new ChatApiError(0, "stream_closed", "The stream was refused; reopening."));
+          }
+        };
+      }
+
+      const start = () =>
+        open().catch((err) =>
+          reopenLater(new ChatApiError(0, "stream_closed", "The stream could not be opened.", { cause: err })),
+        );
+      /** @param {ChatApiError} error */
+      function reopenLater(error) {
+        if (closed) return;
+        failures += 1;
+        const delay = Math.min(maxDelay, minDelay * 2 ** (failures - 1));
+        onError?.(error, delay);
+        timer = setTimeout(start, delay);
+      }
+
+      start();
+      return {
+        get lastSeq() {
+          return last;
+        },
+        close() {
+          closed = true;
+          clearTimeout(timer);
+          source?.close();
+        },
+      };
+    },
+
+    listMembers(room, { signal } = {}) {
+      return request("GET", `/api/rooms/${enc(room)}/members`, { signal });
+    },
+
+    addMember(room, email, { signal } = {}) {
+      return request("POST", `/api/rooms/${enc(room)}/members`, { body: { email }, signal });
+    },
+
+    async removeMember(room, email, { signal } = {}) {
+      await request("DELETE", `/api/rooms/${enc(room)}/members/${enc(email)}`, { signal });
+    },
+  };
+};

@@ -1,0 +1,339 @@
+// The client against a running dev server (CHAT_API_URL, default http://localhost:3000).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { ChatApiError, createClient } from "../chat-client.js";
+import { API, PNG, signedIn, unique, until } from "./helpers.js";
+
+describe("rooms", () => {
+  test("createRoom then listRooms shows it, owned by the caller", async () => {
+    const { client, email } = await signedIn();
+    const id = unique("room");
+    const room = await client.createRoom({ id, name: "Test room" });
+    assert.equal(room.id, id);
+    assert.equal(room.owner, email);
+    assert.equal(room.visibility, "public");
+    assert.equal(room.last_seq, 0);
+    const rooms = await client.listRooms();
+    assert.ok(rooms.some((r) => r.id === id));
+  });
+
+  test("a taken id is a ChatApiError with status and code", async () => {
+    const { client } = await signedIn();
+    const id = unique("room");
+    await client.createRoom({ id });
+    await assert.rejects(client.createRoom({ id }), (err) => {
+      assert.ok(err instanceof ChatApiError);
+      assert.equal(err.status, 409);
+      assert.equal(err.code, "room_exists");
+      assert.match(err.message, /already exists/);
+      return true;
+    });
+  });
+
+  test("an unknown room is 404 room_not_found", async () => {
+    const { client } = await signedIn();
+    await assert.rejects(client.listMessages(unique("missing")), { status: 404, code: "room_not_found" });
+  });
+});
+
+describe("messages", () => {
+  test("post, then list with before/after paging", async () => {
+    const { client, email } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    for (let i = 1; i <= 5; i++) {
+      const message = await client.postMessage(room, { content: `m${i}` });
+      assert.equal(message.seq, i);
+      assert.equal(message.user_email, email);
+      assert.match(message.client_id ?? "", /^[0-9a-f-]{36}$/, "a client_id is generated");
+    }
+    const newest = await client.listMessages(room, { limit: 2 });
+    assert.deepEqual(newest.messages.map((m) => m.content), ["m4", "m5"]);
+    assert.equal(newest.has_more, true);
+    const older = await client.listMessages(room, { before: newest.messages[0].seq, limit: 2 });
+    assert.deepEqual(older.messages.map((m) => m.seq), [2, 3]);
+    assert.equal(older.has_more, true);
+    const oldest = await client.listMessages(room, { before: 2, limit: 2 });
+    assert.deepEqual(oldest.messages.map((m) => m.seq), [1]);
+    assert.equal(oldest.has_more, false);
+    const after = await client.listMessages(room, { after: 3 });
+    assert.deepEqual(after.messages.map((m) => m.seq), [4, 5]);
+    assert.equal(after.has_more, false);
+    await assert.rejects(client.listMessages(room, { limit: 0 }), { status: 400, code: "invalid_query" });
+  });
+
+  test("the same clientId twice stores one message", async () => {
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    const clientId = crypto.randomUUID();
+    const first = await client.postMessage(room, { content: "once", clientId });
+    const again = await client.postMessage(room, { content: "once", clientId });
+    assert.equal(again.id, first.id);
+    assert.equal((await client.listMessages(room)).messages.length, 1);
+  });
+
+  test("a send whose answer is lost is retried and stored once", async () => {
+    let calls = 0;
+    // The first POST reaches the server, but its answer is "lost" on the way back.
+    /** @type {typeof fetch} */
+    const flaky = async (input, init) => {
+      const response = await fetch(input, init);
+      if (init?.method === "POST" && String(input).endsWith("/messages") && ++calls === 1) {
+        throw new TypeError("fetch failed");
+      }
+      return response;
+    };
+    const { client } = await signedIn({ fetch: flaky });
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    const message = await client.postMessage(room, { content: "hello" });
+    assert.equal(calls, 2, "retried once");
+    assert.equal(message.seq, 1);
+    const { messages } = await client.listMessages(room);
+    assert.deepEqual(messages.map((m) => m.content), ["hello"], "stored once");
+  });
+
+  test("503 and 429 are retried, honouring Retry-After", async () => {
+    const answers = [
+      new Response(JSON.stringify({ error: { code: "database_unavailable", message: "Down." } }), {
+        status: 503,
+        headers: { "retry-after": "0" },
+      }),
+      new Response(JSON.stringify({ error: { code: "rate_limited", message: "Slow down." } }), {
+        status: 429,
+        headers: { "retry-after": "1" },
+      }),
+    ];
+    /** @type {typeof fetch} */
+    const busy = async (input, init) =>
+      init?.method === "POST" && String(input).endsWith("/messages") && answers.length
+        ? /** @type {Response} */ (answers.shift())
+        : fetch(input, init);
+    const { client } = await signedIn({ fetch: busy });
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    const started = Date.now();
+    const message = await client.postMessage(room, { content: "eventually" });
+    assert.ok(Date.now() - started >= 1000, "waited Retry-After: 1");
+    assert.equal(message.content, "eventually");
+  });
+
+  test("other errors are not retried", async () => {
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    await assert.rejects(client.postMessage(room, { content: " " }), { status: 400, code: "invalid_field" });
+  });
+});
+
+describe("uploads", () => {
+  test("uploadFile presigns, PUTs with progress (fetch in Node), and the id attaches", async () => {
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    /** @type {import("../chat-client.js").UploadProgress[]} */
+    const progress = [];
+    const id = await client.uploadFile(room, new Blob([PNG], { type: "image/png" }), {
+      fileName: "dot.png",
+      onProgress: (p) => progress.push(p),
+    });
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(progress.at(0), { loaded: 0, total: PNG.length });
+    assert.deepEqual(progress.at(-1), { loaded: PNG.length, total: PNG.length });
+    const message = await client.postMessage(room, { content: "", fileIds: [id] });
+    assert.equal(message.files.length, 1);
+    const [file] = message.files;
+    assert.equal(file.id, id);
+    assert.equal(file.file_name, "dot.png");
+    assert.equal(file.content_type, "image/png");
+    assert.equal(file.size, PNG.length);
+    const download = await fetch(file.url);
+    assert.equal(download.status, 200);
+    assert.deepEqual(Buffer.from(await download.arrayBuffer()), PNG);
+  });
+
+  test("a refused type is a ChatApiError before anything is sent", async () => {
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    await assert.rejects(
+      client.uploadFile(room, new Blob(["<p>hi</p>"], { type: "text/html" }), { fileName: "x.html" }),
+      { status: 400, code: "content_type_not_allowed" },
+    );
+  });
+});
+
+describe("members", () => {
+  test("the owner adds, lists and removes members of a private room", async () => {
+    const owner = await signedIn();
+    const member = await signedIn();
+    const room = unique("room");
+    await owner.client.createRoom({ id: room, visibility: "private" });
+    await assert.rejects(member.client.listMessages(room), { status: 404, code: "room_not_found" });
+    const added = await owner.client.addMember(room, member.email);
+    assert.equal(added.email, member.email);
+    const list = await owner.client.listMembers(room);
+    assert.equal(list.owner, owner.email);
+    assert.deepEqual(list.members.map((m) => m.email), [member.email]);
+    assert.deepEqual((await member.client.listMessages(room)).messages, []);
+    await assert.rejects(member.client.listMembers(room), { status: 403, code: "not_room_owner" });
+    await owner.client.removeMember(room, member.email);
+    assert.deepEqual((await owner.client.listMembers(room)).members, []);
+    await assert.rejects(member.client.listMessages(room), { status: 404 });
+  });
+});
+
+describe("subscribe", () => {
+  test("live messages arrive once, in order, after lastSeq", async () => {
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    await client.postMessage(room, { content: "before" });
+    /** @type {number[]} */
+    const seen = [];
+    let opened = 0;
+    const subscription = client.subscribe(room, {
+      lastSeq: 1,
+      onOpen: () => opened++,
+      onMessage: (m) => seen.push(m.seq),
+    });
+    try {
+      await until(() => opened > 0, 5000, "the stream to open");
+      await client.postMessage(room, { content: "a" });
+      await client.postMessage(room, { content: "b" });
+      await until(() => seen.length >= 2, 5000, "two messages");
+      assert.deepEqual(seen, [2, 3]);
+      assert.equal(subscription.lastSeq, 3);
+    } finally {
+      subscription.close();
+    }
+  });
+
+  test("the stream survives the server ending it (STREAM_MAX_SECONDS)", { skip: !process.env.STREAM_MAX_SECONDS && "set STREAM_MAX_SECONDS (as tests/e2e/run.sh does) to the dev server's" }, async () => {
+    const maxMs = Number(process.env.STREAM_MAX_SECONDS) * 1000;
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    /** @type {number[]} */
+    const seen = [];
+    let opened = 0;
+    const subscription = client.subscribe(room, {
+      lastSeq: 0,
+      onOpen: () => opened++,
+      onMessage: (m) => seen.push(m.seq),
+    });
+    try {
+      await until(() => opened > 0, 5000, "the stream to open");
+      await client.postMessage(room, { content: "first" });
+      // Past the server's limit (+10 %), then a reconnect.
+      await until(() => opened >= 2, maxMs * 1.1 + 5000, "a reconnect");
+      await client.postMessage(room, { content: "after the reconnect" });
+      await until(() => seen.length >= 2, 5000, "the message after the reconnect");
+      assert.deepEqual(seen, [1, 2]);
+    } finally {
+      subscription.close();
+    }
+  });
+});
+
+describe("subscribe, against a scripted EventSource", () => {
+  /** A stand-in EventSource the test drives by hand. */
+  class FakeEventSource {
+    /** @type {FakeEventSource[]} */
+    static opened = [];
+    /** @param {string} url */
+    constructor(url) {
+      this.url = new URL(url);
+      this.readyState = 0;
+      /** @type {Record<string, ((e: MessageEvent) => void)[]>} */
+      this.listeners = {};
+      /** @type {((e: Event) => unknown) | null} */
+      this.onerror = null;
+      /** @type {((e: Event) => unknown) | null} */
+      this.onopen = null;
+      this.closed = false;
+      FakeEventSource.opened.push(this);
+    }
+    /** @param {string} type @param {(e: MessageEvent) => void} listener */
+    addEventListener(type, listener) {
+      (this.listeners[type] ??= []).push(listener);
+    }
+    close() {
+      this.closed = true;
+      this.readyState = 2;
+    }
+    open() {
+      this.readyState = 1;
+      this.onopen?.(new Event("open"));
+    }
+    /** @param {string} type @param {unknown} data */
+    emit(type, data) {
+      const event = new MessageEvent(type, { data: JSON.stringify(data) });
+      for (const listener of this.listeners[type] ?? []) listener(event);
+    }
+    /** A non-200 answer: the EventSource gives up. */
+    refuse() {
+      this.readyState = 2;
+      this.onerror?.(new Event("error"));
+    }
+  }
+
+  test("dedupes by seq, handles reset, and reopens after a refusal with the last seq", async () => {
+    FakeEventSource.opened = [];
+    const client = createClient({
+      baseUrl: "http://api.test",
+      getToken: () => "tok",
+      EventSource: FakeEventSource,
+      reconnectDelayMs: { min: 10, max: 50 },
+    });
+    /** @type {number[]} */
+    const seen = [];
+    /** @type {number[]} */
+    const resets = [];
+    /** @type {string[]} */
+    const errors = [];
+    const subscription = client.subscribe("general", {
+      lastSeq: 2,
+      onMessage: (m) => seen.push(m.seq),
+      onReset: ({ lastSeq }) => resets.push(lastSeq),
+      onError: (err) => errors.push(err.code),
+    });
+    await until(() => FakeEventSource.opened.length === 1, 1000, "the first EventSource");
+    const first = FakeEventSource.opened[0];
+    assert.equal(first.url.pathname, "/api/rooms/general/stream");
+    assert.equal(first.url.searchParams.get("access_token"), "tok");
+    assert.equal(first.url.searchParams.get("after"), "2");
+    first.open();
+    for (const seq of [2, 3, 3, 1, 4]) first.emit("message", { seq });
+    assert.deepEqual(seen, [3, 4]);
+    first.emit("reset", { last_seq: 10 });
+    assert.deepEqual(resets, [10]);
+    first.emit("message", { seq: 9 });
+    first.emit("message", { seq: 11 });
+    assert.deepEqual(seen, [3, 4, 11]);
+
+    first.refuse();
+    assert.deepEqual(errors, ["stream_closed"]);
+    await until(() => FakeEventSource.opened.length === 2, 1000, "a new EventSource");
+    const second = FakeEventSource.opened[1];
+    assert.equal(second.url.searchParams.get("after"), "11");
+    assert.ok(first.closed);
+    second.emit("message", { seq: 11 });
+    second.emit("message", { seq: 12 });
+    assert.deepEqual(seen, [3, 4, 11, 12]);
+    assert.equal(subscription.lastSeq, 12);
+
+    subscription.close();
+    assert.ok(second.closed);
+    second.refuse();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(FakeEventSource.opened.length, 2, "nothing reopens after close()");
+  });
+});
+
+test("the dev server answers at CHAT_API_URL", async () => {
+  const response = await fetch(`${API}/api/health`);
+  assert.equal(response.status, 200);
+});
