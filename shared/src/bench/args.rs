@@ -1,0 +1,245 @@
+//! Command-line arguments, with the defaults of the performance issue's scenarios.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// The secret the dev server signs tokens with when `AUTH_JWT_SECRET` is unset (the same
+/// value as `shared::dev::stack::DEV_JWT_SECRET`, which a test keeps in step).
+pub const DEV_JWT_SECRET: &str = "dev-only-secret-do-not-deploy";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Fanout,
+    Idle,
+    Deep,
+    Writes,
+    Footprint,
+    All,
+}
+
+/// Benchmarks the chat API through its public HTTP API and prints one table per scenario.
+///
+/// Give `--url` more than once to compare servers (e.g. the NOTIFY wake-up on and off) in
+/// the same run: every configuration is measured on each in turn.
+#[derive(Debug, Parser)]
+#[command(name = "chat-bench", version)]
+pub struct Args {
+    /// Base URL of a dev server or deployment. Repeat it to compare servers side by side.
+    #[arg(long = "url", default_value = "http://localhost:3000")]
+    pub urls: Vec<String>,
+
+    /// The PID of each `--url`'s server process (same order), for its RSS (footprint).
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+
+    /// One bearer token for every simulated user (instead of minting tokens with --secret).
+    #[arg(long, env = "CHAT_BENCH_TOKEN")]
+    pub token: Option<String>,
+
+    /// The HS256 secret to mint a token per simulated user; defaults to the dev server's.
+    #[arg(long, env = "AUTH_JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true, hide_env_values = true)]
+    pub secret: String,
+
+    /// `iss` for minted tokens, when the server checks it.
+    #[arg(long, env = "AUTH_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// `aud` for minted tokens, when the server checks it.
+    #[arg(long, env = "AUTH_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// A direct Postgres URL of the servers' database: pg_stat_database figures, seeding the
+    /// deep room, EXPLAIN, and functions spawned for the footprint. Scenarios or figures
+    /// that need it are skipped, with a note, without it.
+    #[arg(long, env = "CHAT_BENCH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub scenario: Scenario,
+
+    /// A few seconds with tiny N, for CI: exits non-zero on any lost or duplicated message
+    /// or HTTP error. Runs everything that needs no --database-url (and, given one, the rest
+    /// at small sizes).
+    #[arg(long)]
+    pub smoke: bool,
+
+    /// Runs of each configuration; tables show every run and the median.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+
+    /// Stream opens in flight at once while connecting subscribers.
+    #[arg(long, default_value_t = 100)]
+    pub connect_concurrency: usize,
+
+    // --- fan-out
+    /// Fan-out: subscribers on one room, one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    pub fanout_subscribers: Vec<usize>,
+    /// Fan-out: messages posted per run.
+    #[arg(long, default_value_t = 100)]
+    pub messages: usize,
+    /// Fan-out: messages posted per second.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+
+    // --- idle
+    /// Idle cost: idle subscribers on one room, one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    pub idle_subscribers: Vec<usize>,
+    /// Idle cost: the measured window, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub idle_window: f64,
+
+    // --- deep room
+    /// Deep room: messages seeded into the room (reused when already seeded).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub deep_messages: i64,
+    /// Deep room: percent of messages with a file.
+    #[arg(long, default_value_t = 10)]
+    pub deep_files_percent: i64,
+    /// Deep room: requests per kind of page.
+    #[arg(long, default_value_t = 200)]
+    pub deep_requests: usize,
+    /// Deep room: the page size (`limit`).
+    #[arg(long, default_value_t = 100)]
+    pub deep_limit: i64,
+    /// Deep room: subscribers connected for the "list under load" row (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    pub deep_subscribers: usize,
+
+    // --- writes
+    /// Writes: concurrent posting clients, one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub write_clients: Vec<usize>,
+    /// Writes: rooms for the "across rooms" runs.
+    #[arg(long, default_value_t = 100)]
+    pub write_rooms: usize,
+    /// Writes: seconds measured per run (after one second of warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub write_seconds: f64,
+
+    // --- footprint
+    /// Footprint: streams held open while the RSS is read.
+    #[arg(long, default_value_t = 5000)]
+    pub footprint_streams: usize,
+    /// Footprint: where the release function binaries are (default: $CARGO_TARGET_DIR or
+    /// ./target, then /release).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Footprint: cold starts timed per function and kind.
+    #[arg(long, default_value_t = 5)]
+    pub cold_starts: usize,
+}
+
+/// The parameters a run uses, after `--smoke` shrank them.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub smoke: bool,
+    pub repeat: usize,
+    pub connect_concurrency: usize,
+    pub fanout_subscribers: Vec<usize>,
+    pub messages: usize,
+    pub rate: f64,
+    pub idle_subscribers: Vec<usize>,
+    pub idle_window: Duration,
+    pub idle_settle: Duration,
+    pub deep_messages: i64,
+    pub deep_files_percent: i64,
+    pub deep_requests: usize,
+    pub deep_limit: i64,
+    pub deep_subscribers: usize,
+    pub write_clients: Vec<usize>,
+    pub write_rooms: usize,
+    pub write_seconds: Duration,
+    pub write_warmup: Duration,
+    pub footprint_streams: usize,
+    pub bin_dir: PathBuf,
+    pub cold_starts: usize,
+}
+
+impl Args {
+    pub fn plan(&self) -> Plan {
+        let bin_dir = self.bin_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("target"))
+                .join("release")
+        });
+        let full = Plan {
+            smoke: false,
+            repeat: self.repeat.max(1),
+            connect_concurrency: self.connect_concurrency.max(1),
+            fanout_subscribers: self.fanout_subscribers.clone(),
+            messages: self.messages.max(1),
+            rate: self.rate.max(0.1),
+            idle_subscribers: self.idle_subscribers.clone(),
+            idle_window: Duration::from_secs_f64(self.idle_window.max(1.0)),
+            idle_settle: Duration::from_secs(5),
+            deep_messages: self.deep_messages.max(1000),
+            deep_files_percent: self.deep_files_percent.clamp(0, 100),
+            deep_requests: self.deep_requests.max(1),
+            deep_limit: self.deep_limit.clamp(1, 200),
+            deep_subscribers: self.deep_subscribers,
+            write_clients: self.write_clients.clone(),
+            write_rooms: self.write_rooms.max(1),
+            write_seconds: Duration::from_secs_f64(self.write_seconds.max(0.5)),
+            write_warmup: Duration::from_secs(1),
+            footprint_streams: self.footprint_streams,
+            bin_dir,
+            cold_starts: self.cold_starts.max(1),
+        };
+        if !self.smoke {
+            return full;
+        }
+        Plan {
+            smoke: true,
+            repeat: 1,
+            fanout_subscribers: vec![5],
+            messages: 10,
+            rate: 50.0,
+            idle_subscribers: vec![2],
+            idle_window: Duration::from_secs(2),
+            idle_settle: Duration::from_secs(1),
+            deep_messages: 2000,
+            deep_requests: 10,
+            deep_subscribers: 5,
+            write_clients: vec![2],
+            write_rooms: 3,
+            write_seconds: Duration::from_secs(1),
+            write_warmup: Duration::from_millis(200),
+            footprint_streams: 20,
+            cold_starts: 1,
+            ..full
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn smoke_shrinks_every_scenario() {
+        let args = Args::parse_from(["chat-bench", "--smoke"]);
+        let plan = args.plan();
+        assert!(plan.fanout_subscribers.iter().all(|&n| n <= 10));
+        assert!(plan.messages <= 10 && plan.footprint_streams <= 20);
+        assert_eq!(args.urls, vec!["http://localhost:3000".to_owned()]);
+    }
+
+    #[cfg(feature = "dev")]
+    #[test]
+    fn the_default_secret_is_the_dev_servers() {
+        assert_eq!(DEV_JWT_SECRET, crate::dev::stack::DEV_JWT_SECRET);
+    }
+}

@@ -1,0 +1,159 @@
+//! `chat-bench`: drives the public HTTP API of a dev server or deployment and prints one
+//! Markdown table per scenario (fan-out, idle cost, deep room, writes, footprint), with
+//! its parameters. A direct Postgres URL adds the database's own figures and seeding.
+//!
+//! Modules: `args` (flags and the smoke plan), `client` (the HTTP API), `sse` (raw SSE
+//! subscribers), `pg` (the database side), `report` (histograms and tables), `process`
+//! (RSS and spawned functions), then one module per scenario.
+
+pub mod args;
+pub mod client;
+mod deep;
+mod fanout;
+mod footprint;
+mod idle;
+pub mod pg;
+pub mod process;
+pub mod report;
+pub mod sse;
+mod writes;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use self::args::{Args, Plan, Scenario};
+use self::client::{Api, Minter, Tokens, check_reachable};
+use self::pg::Db;
+use self::report::Failures;
+
+/// One server under test.
+pub struct Server {
+    pub api: Api,
+    /// "wake-up on" or "polling only" (the server's NOTIFY listener), plus its URL when two
+    /// servers share a mode.
+    pub label: String,
+    pub pid: Option<u32>,
+}
+
+/// What every scenario gets.
+pub struct Ctx {
+    pub plan: Plan,
+    pub servers: Vec<Server>,
+    pub db: Option<Db>,
+    pub tokens: Tokens,
+    pub failures: Failures,
+    /// Makes this run's room ids unique.
+    pub run_id: String,
+}
+
+impl Ctx {
+    /// A fresh room id with this run's tag.
+    pub fn room(&self, what: &str) -> String {
+        let n = rand::random::<u32>() % 1_000_000;
+        format!("bench-{what}-{}-{n}", self.run_id)
+    }
+}
+
+/// The entry point of the `chat-bench` binary.
+pub async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(failures) if failures.is_empty() => ExitCode::SUCCESS,
+        Ok(failures) => {
+            eprintln!("\nchat-bench: {} failure(s):", failures.all().len());
+            for f in failures.all() {
+                eprintln!("  - {f}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("chat-bench: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<Failures> {
+    let nofile = process::raise_nofile_limit();
+    let plan = args.plan();
+    let tokens = match &args.token {
+        Some(token) => Tokens::Fixed(token.clone()),
+        None => Tokens::Mint(Minter {
+            secret: args.secret.clone(),
+            issuer: args.jwt_issuer.clone(),
+            audience: args.jwt_audience.clone(),
+        }),
+    };
+    let mut servers = Vec::new();
+    for (i, url) in args.urls.iter().enumerate() {
+        let api = Api::new(url, tokens.clone())?;
+        check_reachable(&api).await?;
+        // "disconnected" before the first stream: the hub starts its listener on demand.
+        let label = match api.listener_mode().await?.as_str() {
+            "off" => "polling only".to_owned(),
+            "connected" | "disconnected" => "wake-up on".to_owned(),
+            other => format!("listener {other}"),
+        };
+        servers.push(Server {
+            api,
+            label,
+            pid: args.server_pids.get(i).copied(),
+        });
+    }
+    let labels: Vec<String> = servers.iter().map(|s| s.label.clone()).collect();
+    for server in &mut servers {
+        if labels.iter().filter(|l| **l == server.label).count() > 1 {
+            server.label = format!("{} ({})", server.label, server.api.base);
+        }
+    }
+    let db = match &args.database_url {
+        Some(url) => Some(Db::connect(url).await?),
+        None => None,
+    };
+    let run_id = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+
+    println!("# chat-bench{}", if plan.smoke { " (smoke)" } else { "" });
+    println!();
+    println!("- machine: {}", process::machine());
+    println!("- open files limit: {nofile}");
+    for s in &servers {
+        let pid = s.pid.map_or(String::new(), |p| format!(", pid {p}"));
+        println!("- server: {} — {}{pid}", s.api.base, s.label);
+    }
+    println!(
+        "- database: {}",
+        if db.is_some() {
+            "--database-url given"
+        } else {
+            "none (pg_stat_database figures, deep room and spawned functions are skipped)"
+        }
+    );
+    println!("- runs per configuration: {}", plan.repeat);
+
+    let mut ctx = Ctx {
+        plan,
+        servers,
+        db,
+        tokens,
+        failures: Failures::default(),
+        run_id,
+    };
+    let wants = |s: Scenario| args.scenario == s || args.scenario == Scenario::All;
+    if wants(Scenario::Fanout) {
+        fanout::run(&mut ctx).await;
+    }
+    if wants(Scenario::Idle) {
+        idle::run(&mut ctx).await;
+    }
+    if wants(Scenario::Deep) {
+        deep::run(&mut ctx).await;
+    }
+    if wants(Scenario::Writes) {
+        writes::run(&mut ctx).await;
+    }
+    if wants(Scenario::Footprint) {
+        footprint::run(&mut ctx).await;
+    }
+    Ok(ctx.failures)
+}

@@ -1,0 +1,233 @@
+//! The direct Postgres connection (`--database-url`): `pg_stat_database` figures, seeding
+//! the deep room with `generate_series`, and `EXPLAIN (ANALYZE, BUFFERS)`.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The servers' database, as the benchmark sees it.
+pub struct Db {
+    pool: PgPool,
+    pub url: String,
+}
+
+/// The columns of a listed message, as `shared::db::messages` selects them. Kept in step
+/// by hand: EXPLAIN must show the query the server runs.
+const MESSAGE_COLUMNS: &str = r#"
+        m.id, m.room_id, m.seq, m.user_email, m.content, m.client_id, m.created_at,
+        (SELECT COALESCE(json_agg(json_build_object(
+                    'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                    'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+         FROM chat_message_files f WHERE f.message_id = m.id) AS files
+"#;
+
+/// The list queries of `GET /api/rooms/{room}/messages`: newest, `before`, `after`.
+pub fn list_sql(kind: ListKind) -> String {
+    let (condition, order) = match kind {
+        ListKind::Newest => ("m.seq > $2", "DESC"),
+        ListKind::Before => ("m.seq < $2", "DESC"),
+        ListKind::After => ("m.seq > $2", "ASC"),
+    };
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM chat_messages m WHERE m.room_id = $1 AND {condition} ORDER BY m.seq {order} LIMIT $3"
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    Newest,
+    Before,
+    After,
+}
+
+impl Db {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options =
+            PgConnectOptions::from_str(url).context("--database-url is not a Postgres URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .context("connect to --database-url")?;
+        Ok(Self {
+            pool,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Committed plus rolled-back transactions of this database since the stats reset.
+    async fn xacts(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Starts a `pg_stat_database` window. Backends publish their counts at most once a
+    /// second, so this first reads once and waits a little: then exactly one transaction of
+    /// the benchmark's own (the opening read) falls inside the window.
+    pub async fn open_window(&self) -> anyhow::Result<XactWindow> {
+        self.xacts().await?;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        Ok(XactWindow {
+            start: self.xacts().await?,
+            at: Instant::now(),
+        })
+    }
+
+    /// Transactions per second since `window` opened, the benchmark's own excluded.
+    pub async fn close_window(&self, window: XactWindow) -> anyhow::Result<f64> {
+        let end = self.xacts().await?;
+        let secs = window.at.elapsed().as_secs_f64();
+        Ok(((end - window.start - 1).max(0)) as f64 / secs)
+    }
+
+    /// The room's `last_seq`, if it exists.
+    pub async fn last_seq(&self, room: &str) -> anyhow::Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT last_seq FROM chat_rooms WHERE id = $1")
+                .bind(room)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Creates a room directly (for functions spawned without the other routes).
+    pub async fn ensure_room(&self, room: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_rooms (id, name, created_by) VALUES ($1, $1, 'bench@bench.example') ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(room)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Fills `room` (which must exist and be empty) with `messages` messages, `files_percent`
+    /// of them with one file, in one transaction, and sets its `last_seq` to the newest seq.
+    /// Then VACUUM ANALYZE, as autovacuum would leave a table of that age.
+    pub async fn seed_room(
+        &self,
+        room: &str,
+        messages: i64,
+        files_percent: i64,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut tx = self.pool.begin().await?;
+        // UUIDv7-like ids (time-ordered, like the API's) from a base time and the seq.
+        sqlx::query(
+            r#"
+            INSERT INTO chat_messages (id, room_id, seq, user_email, content, created_at)
+            SELECT (lpad(to_hex(base_ms + g), 12, '0') || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,
+                   $1, g, 'user' || (g % 50) || '@bench.example',
+                   'Seeded message ' || g || ': the quick brown fox jumps over the lazy dog, then checks the chat again.',
+                   to_timestamp((base_ms + g) / 1000.0)
+            FROM generate_series(1::bigint, $2::bigint) AS g,
+                 LATERAL (SELECT md5($1 || g::text) AS h) AS hash,
+                 (SELECT (extract(epoch FROM now()) * 1000)::bigint - $2::bigint * 1000 AS base_ms) AS base
+            "#,
+        )
+        .bind(room)
+        .bind(messages)
+        .execute(&mut *tx)
+        .await
+        .context("seed messages")?;
+        sqlx::query(
+            r#"
+            INSERT INTO chat_message_files (id, message_id, object_key, file_name, content_type, size, created_at)
+            SELECT gen_random_uuid(), m.id, 'rooms/' || m.room_id || '/' || m.id || '/photo-' || m.seq || '.jpg',
+                   'photo-' || m.seq || '.jpg', 'image/jpeg', 100000 + m.seq % 900000, m.created_at
+            FROM chat_messages m
+            WHERE m.room_id = $1 AND m.seq % 100 < $2
+            "#,
+        )
+        .bind(room)
+        .bind(files_percent)
+        .execute(&mut *tx)
+        .await
+        .context("seed files")?;
+        sqlx::query(
+            "UPDATE chat_rooms SET last_seq = (SELECT max(seq) FROM chat_messages WHERE room_id = $1) WHERE id = $1",
+        )
+        .bind(room)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        sqlx::raw_sql("VACUUM (ANALYZE) chat_messages, chat_message_files")
+            .execute(&self.pool)
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    /// Deletes a room and everything in it.
+    pub async fn drop_room(&self, room: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM chat_rooms WHERE id = $1")
+            .bind(room)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many messages the room holds.
+    pub async fn message_count(&self, room: &str) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM chat_messages WHERE room_id = $1")
+                .bind(room)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of a list query (`limit + 1` rows, as the server reads).
+    pub async fn explain_list(
+        &self,
+        kind: ListKind,
+        room: &str,
+        cursor: i64,
+        limit: i64,
+    ) -> anyhow::Result<String> {
+        let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", list_sql(kind));
+        let lines: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(room)
+            .bind(cursor)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(lines.join("\n"))
+    }
+}
+
+/// An open `pg_stat_database` window.
+pub struct XactWindow {
+    start: i64,
+    at: Instant,
+}
+
+/// "Execution Time: 0.123 ms" from an EXPLAIN ANALYZE text, in ms.
+pub fn execution_ms(plan: &str) -> Option<f64> {
+    plan.lines()
+        .find_map(|l| l.trim().strip_prefix("Execution Time: "))
+        .and_then(|rest| rest.trim_end_matches(" ms").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_time_is_read_from_a_plan() {
+        let plan = "Limit  (cost=...)\nPlanning Time: 0.2 ms\nExecution Time: 1.234 ms";
+        assert_eq!(execution_ms(plan), Some(1.234));
+    }
+
+    #[test]
+    fn list_queries_match_the_servers_shape() {
+        assert!(list_sql(ListKind::Before).contains("m.seq < $2 ORDER BY m.seq DESC LIMIT $3"));
+        assert!(list_sql(ListKind::After).contains("m.seq > $2 ORDER BY m.seq ASC LIMIT $3"));
+    }
+}

@@ -1,0 +1,6 @@
+//! `chat-bench`: the benchmark tool (see BENCHMARKS.md). `cargo chat-bench --help`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    shared::bench::main().await
+}
