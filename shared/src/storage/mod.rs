@@ -1,7 +1,9 @@
 //! Object storage (Cloudflare R2, or any S3-compatible server): presigned PUTs and GETs,
 //! and the HEAD check that an upload really arrived.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_config::{BehaviorVersion, Region};
@@ -18,12 +20,21 @@ pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a presigned GET in a message stays valid.
 pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(6 * 60 * 60);
 
+/// How long a presigned GET is reused before a fresh one is signed: a served url always has
+/// at least five of its six hours left.
+const DOWNLOAD_URL_REUSE: Duration = Duration::from_secs(60 * 60);
+/// Presigned GETs remembered per process.
+const DOWNLOAD_URL_CACHE: usize = 10_000;
+
 /// The S3 client and bucket, built once per process. Building it does no I/O.
 #[derive(Clone, Debug)]
 pub struct Storage {
     client: Client,
     bucket: String,
     public_base_url: Option<String>,
+    /// Presigned GETs by object key: signing costs ~100 µs, and a page of messages or a
+    /// stream's catch-up would otherwise sign the same files again and again.
+    download_urls: Arc<Mutex<HashMap<String, (String, Instant)>>>,
 }
 
 /// A presigned request the browser sends as is.
@@ -67,6 +78,7 @@ impl Storage {
             client: Client::from_conf(s3),
             bucket: config.bucket.clone(),
             public_base_url: config.public_base_url.clone(),
+            download_urls: Arc::default(),
         }
     }
 
@@ -124,6 +136,9 @@ impl Storage {
         if let Some(base) = &self.public_base_url {
             return Ok(format!("{base}/{key}"));
         }
+        if let Some(url) = self.cached_download_url(key) {
+            return Ok(url);
+        }
         let disposition = if content_type.starts_with("image/") {
             "inline"
         } else {
@@ -139,7 +154,28 @@ impl Storage {
             .presigned(PresigningConfig::expires_in(DOWNLOAD_URL_TTL)?)
             .await
             .context("presign download")?;
-        Ok(presigned.uri().to_owned())
+        let url = presigned.uri().to_owned();
+        self.remember_download_url(key, &url);
+        Ok(url)
+    }
+
+    fn cached_download_url(&self, key: &str) -> Option<String> {
+        let cache = self.download_urls.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(key)
+            .filter(|(_, signed)| signed.elapsed() < DOWNLOAD_URL_REUSE)
+            .map(|(url, _)| url.clone())
+    }
+
+    fn remember_download_url(&self, key: &str, url: &str) {
+        let mut cache = self.download_urls.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= DOWNLOAD_URL_CACHE {
+            cache.retain(|_, (_, signed)| signed.elapsed() < DOWNLOAD_URL_REUSE);
+            if cache.len() >= DOWNLOAD_URL_CACHE {
+                cache.clear();
+            }
+        }
+        cache.insert(key.to_owned(), (url.to_owned(), Instant::now()));
     }
 
     /// Deletes an object; a missing one is not an error.
@@ -195,6 +231,55 @@ pub fn content_disposition(disposition: &str, file_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(public_base_url: Option<&str>) -> StorageConfig {
+        StorageConfig {
+            endpoint: "http://127.0.0.1:9".into(),
+            region: "auto".into(),
+            bucket: "b".into(),
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            force_path_style: true,
+            public_base_url: public_base_url.map(str::to_owned),
+            max_upload_bytes: 10,
+            allowed_types: Default::default(),
+            orphan_after: Duration::from_secs(3600),
+            cron_secret: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_files_presigned_url_is_signed_once_and_reused() {
+        let storage = Storage::new(&config(None)).await;
+        let first = storage
+            .file_url("rooms/a/1.pdf", "a.pdf", "application/pdf")
+            .await
+            .unwrap();
+        assert!(
+            first.contains("X-Amz-Signature=")
+                && first.contains("response-content-disposition=attachment")
+        );
+        let again = storage
+            .file_url("rooms/a/1.pdf", "a.pdf", "application/pdf")
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        let other = storage
+            .file_url("rooms/a/2.pdf", "b.pdf", "application/pdf")
+            .await
+            .unwrap();
+        assert_ne!(first, other);
+    }
+
+    #[tokio::test]
+    async fn with_a_public_base_url_files_are_not_signed() {
+        let storage = Storage::new(&config(Some("https://files.example.com"))).await;
+        let url = storage
+            .file_url("rooms/a/1.png", "a.png", "image/png")
+            .await
+            .unwrap();
+        assert_eq!(url, "https://files.example.com/rooms/a/1.png");
+    }
 
     #[test]
     fn dispositions_carry_a_safe_ascii_name_and_the_utf8_name() {
