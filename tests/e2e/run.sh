@@ -19,14 +19,18 @@ for dir in client tests/e2e; do
 done
 
 export STREAM_MAX_SECONDS=3
-cargo build -q -p chat-shared --features dev --bin dev-server
+# DEV_SERVER_BIN: a dev-server binary already built (CI reuses the one it built for the
+# benchmark smoke run instead of compiling another feature set).
+if [ -z "${DEV_SERVER_BIN:-}" ]; then
+  cargo build -q -p chat-shared --features dev --bin dev-server
+  DEV_SERVER_BIN=$ROOT/target/debug/dev-server
+fi
 
 PORT=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
 export CHAT_API_URL="http://localhost:$PORT"
 
 # Its own process group, so one signal stops it and its Postgres.
-PORT=$PORT RUST_LOG=${RUST_LOG:-warn} setsid cargo run -q -p chat-shared --features dev --bin dev-server \
-  >"$ARTIFACTS/dev-server.log" 2>&1 &
+PORT=$PORT RUST_LOG=${RUST_LOG:-warn} setsid "$DEV_SERVER_BIN" >"$ARTIFACTS/dev-server.log" 2>&1 &
 SERVER=$!
 
 stop_server() {
