@@ -135,6 +135,10 @@ async fn once(ctx: &Ctx, server: &Server, rooms: &[String], clients: usize) -> a
     let start = Instant::now();
     let measure_from = start + plan.write_warmup;
     let end = measure_from + plan.write_seconds;
+    // Users are new to every run: a writer of the previous run may still hold few tokens.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nonce = std::process::id();
     let mut tasks = JoinSet::new();
     for c in 0..clients {
         let api = server.api.clone();
@@ -163,7 +167,8 @@ async fn once(ctx: &Ctx, server: &Server, rooms: &[String], clients: usize) -> a
                 let room = &mine[k % mine.len()];
                 // A new user every few posts: per-user post limits never bind.
                 if k.is_multiple_of(POSTS_PER_USER) {
-                    match tokens.for_user(&format!("writer-{c}-{}", k / POSTS_PER_USER)) {
+                    let user = format!("writer-{nonce}-{run}-{c}-{}", k / POSTS_PER_USER);
+                    match tokens.for_user(&user) {
                         Ok(t) => token = t,
                         Err(_) => break,
                     }
