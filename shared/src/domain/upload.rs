@@ -15,7 +15,10 @@ impl FileName {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
         let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
-        let cleaned = cleaned.trim().trim_start_matches('.').trim();
+        // No leading dots or spaces in any mix: `. .x` is `x`, not the hidden-file `.x`.
+        let cleaned = cleaned
+            .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+            .trim_end();
         if cleaned.is_empty() {
             return Err(invalid("file_name", "must contain a file name"));
         }
@@ -190,6 +193,7 @@ mod tests {
             "abc.txt"
         );
         assert_eq!(FileName::parse("..hidden").unwrap().as_str(), "hidden");
+        assert_eq!(FileName::parse(" . .x").unwrap().as_str(), "x");
         for bad in ["", "dir/", "..", " \t "] {
             assert!(FileName::parse(bad).is_err(), "{bad:?}");
         }
