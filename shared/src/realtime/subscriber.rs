@@ -156,6 +156,8 @@ impl Subscriber {
         let deadline = Instant::now() + jittered(config.max_lifetime);
         let mut heartbeat =
             tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
+        // After a burst of frames, one heartbeat, not one per missed tick.
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stopped = stopped(self.hub.shutdown_signal());
         tokio::pin!(stopped);
 
@@ -175,13 +177,20 @@ impl Subscriber {
             return self.log_end(end);
         }
 
+        // Built once, not per frame: each of these registers a waker (a timer entry, a
+        // channel waiter) that a per-iteration future would add and remove on every frame.
+        let lifetime = sleep_until(deadline);
+        tokio::pin!(lifetime);
+        let tx = self.tx.clone();
+        let gone = tx.closed();
+        tokio::pin!(gone);
         let result: Result<(), End> = async {
             loop {
+                // Frames first: a wake-up for a frame then polls nothing else. The others
+                // still get their turn whenever no frame is ready (and tokio's cooperative
+                // budget makes `recv` yield during a long burst).
                 tokio::select! {
                     biased;
-                    _ = &mut stopped => return Ok(()),
-                    _ = sleep_until(deadline) => return Ok(()),
-                    _ = self.tx.closed() => return Err(End::ClientGone),
                     received = live.recv() => match received.as_deref() {
                         Ok(Delivery::Message { seq, .. }) if *seq <= self.sent => {}
                         Ok(Delivery::Message { seq, frame }) => {
@@ -202,6 +211,9 @@ impl Subscriber {
                         }
                         Err(broadcast::error::RecvError::Closed) => return Ok(()),
                     },
+                    _ = &mut stopped => return Ok(()),
+                    _ = &mut lifetime => return Ok(()),
+                    _ = &mut gone => return Err(End::ClientGone),
                     _ = heartbeat.tick() => self.send(sse::heartbeat()).await?,
                 }
             }
@@ -234,7 +246,13 @@ impl Subscriber {
     }
 
     async fn send(&self, bytes: Bytes) -> Result<(), End> {
-        match timeout(SEND_TIMEOUT, self.tx.send(Ok(Frame::data(bytes)))).await {
+        // The usual case, a client with room in its queue, needs no timer.
+        let frame = match self.tx.try_send(Ok(Frame::data(bytes))) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::ClientGone),
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+        };
+        match timeout(SEND_TIMEOUT, self.tx.send(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::ClientGone),
             Err(_) => Err(End::Failed(anyhow::anyhow!("client stalled; cut off"))),

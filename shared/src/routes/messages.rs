@@ -2,7 +2,7 @@
 
 use futures_util::future::try_join_all;
 use http::{Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -38,8 +38,18 @@ pub async fn list(
     let messages = MessageView::build_all(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "messages": messages, "has_more": has_more }),
+        &MessagePage {
+            messages: &messages,
+            has_more,
+        },
     ))
+}
+
+/// A page of messages, serialised straight from the views (no `Value` tree in between).
+#[derive(Serialize)]
+struct MessagePage<'a> {
+    messages: &'a [MessageView],
+    has_more: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -56,8 +56,11 @@ pub async fn list(app: &App, user: &User) -> Result<Response<Body>, ApiError> {
         .into_iter()
         .map(RoomView::from)
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "rooms": rooms }),
-    ))
+    Ok(json_response(StatusCode::OK, &RoomList { rooms: &rooms }))
+}
+
+/// `{"rooms": [...]}`, serialised straight from the views.
+#[derive(serde::Serialize)]
+struct RoomList<'a> {
+    rooms: &'a [RoomView],
 }

@@ -1,7 +1,6 @@
 //! Response shapes: what the API shows of rooms, messages and files.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures_util::future::try_join_all;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -76,8 +75,10 @@ impl FileView {
 
 impl MessageView {
     pub async fn build(storage: &Storage, row: MessageRow) -> anyhow::Result<Self> {
-        let files =
-            try_join_all(row.files.0.into_iter().map(|f| FileView::build(storage, f))).await?;
+        let mut files = Vec::with_capacity(row.files.0.len());
+        for file in row.files.0 {
+            files.push(FileView::build(storage, file).await?);
+        }
         Ok(Self {
             id: row.id,
             room_id: row.room_id,
@@ -90,7 +91,13 @@ impl MessageView {
         })
     }
 
+    /// One after another: a file URL is signed locally (no I/O) or comes from the cache, so
+    /// joining futures would only add allocations and polls to every page.
     pub async fn build_all(storage: &Storage, rows: Vec<MessageRow>) -> anyhow::Result<Vec<Self>> {
-        try_join_all(rows.into_iter().map(|row| Self::build(storage, row))).await
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            views.push(Self::build(storage, row).await?);
+        }
+        Ok(views)
     }
 }
