@@ -171,7 +171,10 @@ impl Subscriber {
                     seq
                 }
             };
-            self.catch_up(i64::MAX).await
+            // Boxed: the catch-up (a sqlx query in flight) is most of this future's size,
+            // and a stream spends nearly all its life without one; inline, every open
+            // stream would reserve room for it.
+            Box::pin(self.catch_up(i64::MAX)).await
         };
         if let Err(end) = opened.await {
             return self.log_end(end);
@@ -197,7 +200,7 @@ impl Subscriber {
                             // A gap means frames were broadcast before this stream could see
                             // them; read them rather than skip them.
                             if *seq > self.sent + 1 {
-                                self.catch_up(seq - 1).await?;
+                                Box::pin(self.catch_up(seq - 1)).await?;
                             }
                             self.send(frame.clone()).await?;
                             self.sent = *seq;
