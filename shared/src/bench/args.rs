@@ -24,7 +24,9 @@ pub enum Scenario {
 /// Give `--url` more than once to compare servers (e.g. the NOTIFY wake-up on and off) in
 /// the same run: every configuration is measured on each in turn.
 #[derive(Debug, Parser)]
-#[command(name = "chat-bench", version)]
+// A later single-valued flag overrides an earlier one, so a shared set of flags can be
+// followed by a scenario-specific `--repeat 1`.
+#[command(name = "chat-bench", version, args_override_self = true)]
 pub struct Args {
     /// Base URL of a dev server or deployment. Repeat it to compare servers side by side.
     #[arg(long = "url", default_value = "http://localhost:3000")]
@@ -235,6 +237,26 @@ mod tests {
         assert!(plan.fanout_subscribers.iter().all(|&n| n <= 10));
         assert!(plan.messages <= 10 && plan.footprint_streams <= 20);
         assert_eq!(args.urls, vec!["http://localhost:3000".to_owned()]);
+    }
+
+    #[test]
+    fn a_later_flag_overrides_and_urls_still_accumulate() {
+        let args = Args::parse_from([
+            "chat-bench",
+            "--url",
+            "http://a",
+            "--repeat",
+            "3",
+            "--url",
+            "http://b",
+            "--repeat",
+            "1",
+        ]);
+        assert_eq!(args.repeat, 1);
+        assert_eq!(
+            args.urls,
+            vec!["http://a".to_owned(), "http://b".to_owned()]
+        );
     }
 
     #[cfg(feature = "dev")]

@@ -11,13 +11,15 @@ use super::report::{Table, count, median, ms, one};
 use super::sse::Subscribers;
 use super::{Ctx, Server};
 
-/// The function binaries `api/` builds.
-const FUNCTIONS: [&str; 6] = [
+/// The function binaries `api/` builds (the root `Cargo.toml`'s `[[bin]]` entries).
+const FUNCTIONS: [&str; 8] = [
     "rooms",
     "list_messages",
     "post_message",
     "presign_upload",
     "stream",
+    "members",
+    "cleanup-uploads",
     "health",
 ];
 /// How long a spawned function may take to answer at all.
@@ -311,5 +313,27 @@ fn secret(ctx: &Ctx) -> String {
     match &ctx.tokens {
         super::client::Tokens::Mint(minter) => minter.secret.clone(),
         super::client::Tokens::Fixed(_) => super::args::DEV_JWT_SECRET.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FUNCTIONS;
+
+    #[test]
+    fn every_function_binary_is_measured() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let mut built: Vec<&str> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|entry| {
+                let line = entry.lines().find(|l| l.trim_start().starts_with("name"))?;
+                Some(line.split('"').nth(1)?)
+            })
+            .collect();
+        let mut measured = FUNCTIONS.to_vec();
+        built.sort_unstable();
+        measured.sort_unstable();
+        assert_eq!(built, measured);
     }
 }
