@@ -17,21 +17,10 @@ async fn app() -> TestApp {
 async fn uploads(app: &TestApp, n: usize) -> Vec<Value> {
     let mut out = Vec::new();
     for i in 0..n {
-        let upload: Value = app
-            .presign(ALICE, &json!({"room_id": "general", "file_name": format!("f{i}.txt"), "content_type": "text/plain", "size": 3}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let put = app
-            .client
-            .put(upload["url"].as_str().unwrap())
-            .header("content-type", "text/plain")
-            .body(b"abc".to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert!(put.status().is_success());
+        let upload = app
+            .presigned(ALICE, &json!({"room_id": "general", "file_name": format!("f{i}.txt"), "content_type": "text/plain", "size": 3}))
+            .await;
+        assert!(app.put_upload(&upload, b"abc").await.status().is_success());
         out.push(upload);
     }
     out

@@ -268,6 +268,25 @@ impl TestApp {
         self.post_as(email, "/api/uploads", body).await
     }
 
+    /// Presigns an upload as `email`, asserting 201, and returns the presign body.
+    pub async fn presigned(&self, email: &str, body: &Value) -> Value {
+        let response = self.presign(email, body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// PUTs `bytes` to a presigned upload with exactly the headers it names.
+    pub async fn put_upload(&self, upload: &Value, bytes: &[u8]) -> Response {
+        let mut request = self
+            .client
+            .put(upload["url"].as_str().unwrap())
+            .body(bytes.to_vec());
+        for (name, value) in upload["headers"].as_object().unwrap() {
+            request = request.header(name, value.as_str().unwrap());
+        }
+        request.send().await.unwrap()
+    }
+
     /// Inserts `n` messages straight into the database (fast seeding for paging tests).
     pub async fn seed_messages(&self, room: &str, n: i64) {
         sqlx::query(

@@ -11,20 +11,10 @@ fn upload_request(file_name: &str, content_type: &str, size: usize) -> Value {
 
 /// Presigns, PUTs and attaches a file; returns the file as listed.
 async fn share(app: &TestApp, file_name: &str, content_type: &str, bytes: &[u8]) -> Value {
-    let upload: Value = app
-        .presign(ALICE, &upload_request(file_name, content_type, bytes.len()))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut put = app
-        .client
-        .put(upload["url"].as_str().unwrap())
-        .body(bytes.to_vec());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name, value.as_str().unwrap());
-    }
-    assert!(put.send().await.unwrap().status().is_success());
+    let upload = app
+        .presigned(ALICE, &upload_request(file_name, content_type, bytes.len()))
+        .await;
+    assert!(app.put_upload(&upload, bytes).await.status().is_success());
     let sent = app
         .post_message(
             "general",

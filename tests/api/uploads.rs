@@ -8,33 +8,19 @@ fn upload_request(size: i64) -> Value {
     json!({"room_id": "general", "file_name": "notes.txt", "content_type": "text/plain", "size": size})
 }
 
-/// Presigns an upload as `email` and returns the response body.
-async fn presign(app: &TestApp, email: &str, body: &Value) -> Value {
-    let response = app.presign(email, body).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json().await.unwrap()
-}
-
-/// PUTs `bytes` to a presigned upload with exactly the headers it names.
-async fn put(app: &TestApp, upload: &Value, bytes: Vec<u8>) -> reqwest::Response {
-    let mut request = app.client.put(upload["url"].as_str().unwrap()).body(bytes);
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        request = request.header(name, value.as_str().unwrap());
-    }
-    request.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_file_goes_from_presign_through_put_and_attach_to_a_downloadable_url() {
     let app = TestApp::spawn().await;
     app.room("general").await;
     let bytes = b"hello, file".to_vec();
-    let upload = presign(&app, ALICE, &upload_request(bytes.len() as i64)).await;
+    let upload = app
+        .presigned(ALICE, &upload_request(bytes.len() as i64))
+        .await;
     assert_eq!(upload["method"], "PUT");
     assert_eq!(upload["headers"]["content-type"], "text/plain");
     assert_eq!(upload["headers"]["content-length"], bytes.len().to_string());
     assert!(chrono::DateTime::parse_from_rfc3339(upload["expires_at"].as_str().unwrap()).is_ok());
-    let put_response = put(&app, &upload, bytes.clone()).await;
+    let put_response = app.put_upload(&upload, &bytes).await;
     assert!(
         put_response.status().is_success(),
         "PUT: {}",
@@ -72,9 +58,7 @@ async fn a_file_goes_from_presign_through_put_and_attach_to_a_downloadable_url()
 async fn the_object_key_holds_no_user_controlled_segment() {
     let app = TestApp::spawn().await;
     app.room("general").await;
-    let upload = presign(
-        &app,
-        ALICE,
+    let upload = app.presigned(ALICE,
         &json!({"room_id": "general", "file_name": "../../etc/pass\nwd", "content_type": "text/plain", "size": 1}),
     )
     .await;
@@ -102,7 +86,7 @@ async fn exactly_50_mib_is_allowed_and_one_byte_more_is_413() {
 async fn storage_refuses_a_put_of_another_length() {
     let app = TestApp::spawn().await;
     app.room("general").await;
-    let upload = presign(&app, ALICE, &upload_request(5)).await;
+    let upload = app.presigned(ALICE, &upload_request(5)).await;
     let mut request = app
         .client
         .put(upload["url"].as_str().unwrap())
@@ -126,7 +110,7 @@ async fn storage_refuses_a_put_of_another_length() {
 async fn presigned_urls_carry_no_checksum_parameters() {
     let app = TestApp::spawn().await;
     app.room("general").await;
-    let upload = presign(&app, ALICE, &upload_request(3)).await;
+    let upload = app.presigned(ALICE, &upload_request(3)).await;
     let url = upload["url"].as_str().unwrap().to_ascii_lowercase();
     assert!(!url.contains("x-amz-checksum"), "{url}");
     assert!(!url.contains("x-amz-sdk-checksum"), "{url}");
@@ -154,7 +138,7 @@ async fn attaching_an_upload_that_is_not_usable_is_400() {
     app.room("general").await;
     app.room("other").await;
     // Presigned but never PUT.
-    let pending = presign(&app, ALICE, &upload_request(3)).await;
+    let pending = app.presigned(ALICE, &upload_request(3)).await;
     let response = app
         .post_message(
             "general",
@@ -171,13 +155,8 @@ async fn attaching_an_upload_that_is_not_usable_is_400() {
         .await;
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_upload").await;
     // Bob's upload, even though it is complete.
-    let bobs = presign(&app, BOB, &upload_request(3)).await;
-    assert!(
-        put(&app, &bobs, b"abc".to_vec())
-            .await
-            .status()
-            .is_success()
-    );
+    let bobs = app.presigned(BOB, &upload_request(3)).await;
+    assert!(app.put_upload(&bobs, b"abc").await.status().is_success());
     let response = app
         .post_message(
             "general",
@@ -186,14 +165,12 @@ async fn attaching_an_upload_that_is_not_usable_is_400() {
         .await;
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_upload").await;
     // For another room.
-    let elsewhere = presign(
-        &app,
-        ALICE,
+    let elsewhere = app.presigned(ALICE,
         &json!({"room_id": "other", "file_name": "a.txt", "content_type": "text/plain", "size": 3}),
     )
     .await;
     assert!(
-        put(&app, &elsewhere, b"abc".to_vec())
+        app.put_upload(&elsewhere, b"abc")
             .await
             .status()
             .is_success()
@@ -214,13 +191,8 @@ async fn attaching_an_upload_that_is_not_usable_is_400() {
 async fn an_upload_attaches_once_and_a_retry_with_the_client_id_returns_the_message() {
     let app = TestApp::spawn().await;
     app.room("general").await;
-    let upload = presign(&app, ALICE, &upload_request(3)).await;
-    assert!(
-        put(&app, &upload, b"abc".to_vec())
-            .await
-            .status()
-            .is_success()
-    );
+    let upload = app.presigned(ALICE, &upload_request(3)).await;
+    assert!(app.put_upload(&upload, b"abc").await.status().is_success());
     let client_id = Uuid::new_v4();
     let body = json!({"content": "", "file_ids": [upload["id"]], "client_id": client_id});
     let first = app.post_message("general", &body).await;
