@@ -179,7 +179,10 @@ impl Args {
             rate: self.rate.max(0.1),
             idle_subscribers: self.idle_subscribers.clone(),
             idle_window: Duration::from_secs_f64(self.idle_window.max(1.0)),
-            idle_settle: Duration::from_secs(5),
+            // Postgres 15 publishes an idle backend's counters up to 10 s late
+            // (PGSTAT_IDLE_INTERVAL): the subscribers' join queries must show up before the
+            // window opens, not inside it.
+            idle_settle: Duration::from_secs(11),
             deep_messages: self.deep_messages.max(1000),
             deep_files_percent: self.deep_files_percent.clamp(0, 100),
             deep_requests: self.deep_requests.max(1),
