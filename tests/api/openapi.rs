@@ -897,7 +897,7 @@ async fn real_responses_match_the_spec() {
     .await;
 
     // Uploads, then a message with the file.
-    let text = b"hello, file".to_vec();
+    let text = b"hello, file";
     let presign = |size: usize, content_type: &str, room: &str| json!({"room_id": room, "file_name": "../hi.txt", "content_type": content_type, "size": size});
     let upload = api
         .expect(
@@ -916,14 +916,7 @@ async fn real_responses_match_the_spec() {
         Some("upload_incomplete"),
     )
     .await;
-    let mut put = app
-        .client
-        .put(upload["url"].as_str().unwrap())
-        .body(text.clone());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name, value.as_str().unwrap());
-    }
-    assert!(put.send().await.unwrap().status().is_success());
+    assert!(app.put_upload(&upload, text).await.status().is_success());
     let with_file = api
         .expect(
             ("POST", MESSAGES, general),
