@@ -93,6 +93,30 @@ fn user(i: usize) -> String {
     format!("user{i}@example.com")
 }
 
+/// `n` subscribers on `general`, each its own user, following until seq `last`.
+fn spawn_followers(
+    app: &Arc<TestApp>,
+    n: usize,
+    last: i64,
+) -> Vec<tokio::task::JoinHandle<Followed>> {
+    (0..n)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                follow(&app, "general", &user(i), last, Duration::from_secs(120)).await
+            })
+        })
+        .collect()
+}
+
+async fn joined(followers: Vec<tokio::task::JoinHandle<Followed>>) -> Vec<Followed> {
+    join_all(followers)
+        .await
+        .into_iter()
+        .map(|f| f.expect("subscriber"))
+        .collect()
+}
+
 async fn open_raw(
     app: &TestApp,
     client: &reqwest::Client,
@@ -189,14 +213,7 @@ async fn every_subscriber_gets_every_seq_once_in_order(wake_up: bool) {
     let total = (WRITERS * PER_WRITER) as i64;
     let last = total + 1;
 
-    let followers: Vec<_> = (0..SUBSCRIBERS)
-        .map(|i| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                follow(&app, "general", &user(i), last, Duration::from_secs(120)).await
-            })
-        })
-        .collect();
+    let followers = spawn_followers(&app, SUBSCRIBERS, last);
     eventually(&app, WAIT, "every subscriber connected", |s| {
         s.open_streams == SUBSCRIBERS && (!wake_up || s.listener == "connected")
     })
@@ -220,11 +237,7 @@ async fn every_subscriber_gets_every_seq_once_in_order(wake_up: bool) {
     let closing = app.send("general", "the end").await;
     assert_eq!(closing["seq"], last, "the writers stored {total} messages");
 
-    let followers: Vec<Followed> = join_all(followers)
-        .await
-        .into_iter()
-        .map(|f| f.expect("subscriber"))
-        .collect();
+    let followers = joined(followers).await;
     assert_every_seq_once_in_order(&followers, last);
     let opens: Vec<usize> = followers.iter().map(|f| f.opens).collect();
     assert!(
@@ -296,14 +309,7 @@ async fn a_postgres_restart_mid_run_loses_nothing_and_the_listener_listens_again
     let total = (WRITERS * PER_WRITER) as i64;
     let last = total + 1;
 
-    let followers: Vec<_> = (0..SUBSCRIBERS)
-        .map(|i| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                follow(&app, "general", &user(i), last, Duration::from_secs(120)).await
-            })
-        })
-        .collect();
+    let followers = spawn_followers(&app, SUBSCRIBERS, last);
     eventually(&app, WAIT, "subscribers and listener connected", |s| {
         s.open_streams == SUBSCRIBERS && s.listener == "connected"
     })
@@ -345,11 +351,7 @@ async fn a_postgres_restart_mid_run_loses_nothing_and_the_listener_listens_again
     let (closing, _) = post_retrying(&app, "general", "the end").await;
     assert_eq!(closing, last, "every retried post was stored once");
 
-    let followers: Vec<Followed> = join_all(followers)
-        .await
-        .into_iter()
-        .map(|f| f.expect("subscriber"))
-        .collect();
+    let followers = joined(followers).await;
     assert_every_seq_once_in_order(&followers, last);
     assert!(followers.iter().all(|f| f.opens >= 2));
     let stream_503s: usize = followers.iter().map(|f| f.unavailable).sum();

@@ -26,6 +26,19 @@ async fn share(app: &TestApp, file_name: &str, content_type: &str, bytes: &[u8])
     listed["messages"].as_array().unwrap().last().unwrap()["files"][0].clone()
 }
 
+/// GETs a listed file's URL.
+async fn download(app: &TestApp, file: &Value) -> reqwest::Response {
+    app.client
+        .get(file["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn disposition(response: &reqwest::Response) -> &str {
+    response.headers()["content-disposition"].to_str().unwrap()
+}
+
 #[tokio::test]
 async fn html_svg_and_executables_are_refused_by_default() {
     let app = TestApp::spawn().await;
@@ -92,21 +105,13 @@ async fn documents_download_as_attachments_and_images_display_inline() {
         b"%PDF-1.4 fake",
     )
     .await;
-    let response = app
-        .client
-        .get(pdf["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let response = download(&app, &pdf).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let disposition = response.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    let attachment = disposition(&response);
+    assert!(attachment.starts_with("attachment;"), "{attachment}");
     assert!(
-        disposition.contains("filename*=UTF-8''report%20%C2%ABfinal%C2%BB%2Epdf"),
-        "{disposition}"
+        attachment.contains("filename*=UTF-8''report%20%C2%ABfinal%C2%BB%2Epdf"),
+        "{attachment}"
     );
     assert_eq!(response.headers()["content-type"], "application/pdf");
 
@@ -117,31 +122,11 @@ async fn documents_download_as_attachments_and_images_display_inline() {
         b"<script>alert(1)</script>",
     )
     .await;
-    let response = app
-        .client
-        .get(text["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment;")
-    );
+    let response = download(&app, &text).await;
+    assert!(disposition(&response).starts_with("attachment;"));
 
     let png = share(&app, "cat.png", "image/png", b"\x89PNG\r\n\x1a\nfake").await;
-    let response = app
-        .client
-        .get(png["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("inline;")
-    );
+    let response = download(&app, &png).await;
+    assert!(disposition(&response).starts_with("inline;"));
     assert_eq!(response.headers()["content-type"], "image/png");
 }
