@@ -2,7 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    shared::telemetry::init();
-    let app = shared::App::from_env().await?;
-    shared::vercel::run(app, shared::Function::ListMessages).await
+    shared::host::main(shared::Function::ListMessages).await
 }

@@ -3,7 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    shared::telemetry::init();
-    let app = shared::App::from_env().await?;
-    shared::vercel::run(app, shared::Function::CleanupUploads).await
+    shared::host::main(shared::Function::CleanupUploads).await
 }

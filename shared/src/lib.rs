@@ -9,12 +9,12 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod host;
 pub mod http;
 pub mod realtime;
 pub mod routes;
 pub mod storage;
 pub mod telemetry;
-pub mod vercel;
 
 #[cfg(feature = "bench")]
 pub mod bench;
@@ -24,3 +24,4 @@ pub mod dev;
 pub use app::App;
 pub use config::Config;
 pub use http::router::Function;
+pub use routes::table as route_table;

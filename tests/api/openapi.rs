@@ -1,6 +1,6 @@
 //! `openapi.yaml` stays true:
 //!
-//! - every route the server serves (`shared::http::router::ROUTES`, the dev server's
+//! - every route the server serves (the route table `shared::route_table()`, the dev server's
 //!   `DEV_ROUTES`) and every `/api` route in `vercel.json` is in the spec, and the spec
 //!   documents nothing else;
 //! - real responses, a success and an error on every operation, validate against the spec's
@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
 use shared::dev::EmbeddedS3;
 use shared::dev::server::DEV_ROUTES;
-use shared::http::router::ROUTES;
 
 use crate::helpers::{ALICE, BOB, TestApp, base_config};
 
@@ -292,6 +291,17 @@ fn every_ref(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The methods that `vercel.json` routes of `src` listed before the catch-all one.
+fn earlier_methods(routes: &[Value], src: &str) -> Vec<String> {
+    routes
+        .iter()
+        .take_while(|r| !(r["src"] == src && r["methods"].is_null()))
+        .filter(|r| r["src"] == src)
+        .flat_map(|r| r["methods"].as_array().cloned().unwrap_or_default())
+        .map(|m| m.as_str().unwrap().to_uppercase())
+        .collect()
+}
+
 #[test]
 fn every_route_is_in_the_spec_and_the_spec_has_no_other() {
     let spec = Spec::load();
@@ -300,10 +310,12 @@ fn every_route_is_in_the_spec_and_the_spec_has_no_other() {
         .into_iter()
         .map(|(m, t)| (m, normalise(&t)))
         .collect();
-    let served: BTreeSet<(String, String)> = ROUTES
+    let table = shared::route_table();
+    let served: BTreeSet<(String, String)> = table
         .iter()
-        .chain(DEV_ROUTES)
-        .map(|(m, t)| (m.to_string(), normalise(t)))
+        .map(|r| (r.method.to_string(), r.path))
+        .chain(DEV_ROUTES.iter().map(|(m, t)| (m.to_string(), *t)))
+        .map(|(m, t)| (m, normalise(t)))
         .collect();
     for route in &served {
         assert!(
@@ -350,10 +362,40 @@ fn every_route_is_in_the_spec_and_the_spec_has_no_other() {
             documented.iter().any(|(_, p)| *p == path),
             "vercel.json routes {src}, which is not in openapi.yaml"
         );
-        for method in methods {
+        for method in &methods {
             assert!(
                 documented.contains(&(method.clone(), path.clone())),
                 "vercel.json routes {method} {src}, which is not in openapi.yaml"
+            );
+        }
+        // The function it sends them to is the one the route table names for them.
+        let dest = route["dest"].as_str().expect("dest");
+        let function = dest
+            .strip_prefix("/api/")
+            .map(|d| d.split('?').next().unwrap())
+            .unwrap_or_else(|| panic!("vercel.json sends {src} to {dest}, not a function"));
+        let claimed: Vec<&shared::http::router::Route> = table
+            .iter()
+            .filter(|r| normalise(r.path) == path)
+            .filter(|r| methods.is_empty() || methods.contains(&r.method.to_string()))
+            // A route without `methods` takes what the earlier method-specific ones left.
+            .filter(|r| {
+                !methods.is_empty()
+                    || !earlier_methods(vercel["routes"].as_array().unwrap(), src)
+                        .contains(&r.method.to_string())
+            })
+            .collect();
+        assert!(
+            !claimed.is_empty(),
+            "vercel.json routes {src}, which no route serves"
+        );
+        for r in claimed {
+            assert_eq!(
+                r.function.name(),
+                function,
+                "vercel.json sends {} {src} to {function}, the table to {}",
+                r.method,
+                r.function.name()
             );
         }
         checked += 1;

@@ -5,7 +5,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use axum::extract::State;
+use axum::routing::post;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -13,18 +14,28 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::Deserialize;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::App;
 use crate::auth::mint_token;
-use crate::http::body::{collect, empty, full, parse_json};
+use crate::http::body::empty;
+use crate::http::extract::JsonBody;
+use crate::http::router::ApiService;
 use crate::http::{ApiError, Body, json_response};
 
 /// How long a dev token lives.
 const DEV_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// Routes only the dev server has (never deployed), as (method, path template); the public
-/// ones are [`crate::http::router::ROUTES`]. `openapi.yaml` documents both.
+/// ones are [`crate::routes::table`]. `openapi.yaml` documents both.
 pub const DEV_ROUTES: &[(&str, &str)] = &[("POST", "/api/dev/token")];
+
+/// Every route of the route table, plus the dev-only ones, as one service.
+pub fn api(app: App) -> ApiService {
+    crate::routes::all()
+        .route("/api/dev/token", post(dev_token))
+        .into_service(app)
+}
 
 /// Accepts connections until `shutdown` resolves, then ends open streams.
 pub async fn serve(
@@ -32,6 +43,7 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let api = api(app.clone());
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -47,11 +59,11 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let api = api.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(&app, request).await) }
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(handle(api, request).await) }
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -62,7 +74,8 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
+/// `/api/…` goes to the router; anything else is the demo page's static files.
+async fn handle(api: ApiService, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
     if path != "/api" && !path.starts_with("/api/") {
         let mut response = static_file(request.method(), path).await;
@@ -72,16 +85,10 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response<Body> {
         );
         return response;
     }
-    let (parts, body) = request.into_parts();
-    let body = match collect(body).await {
-        Ok(bytes) => bytes,
-        Err(err) => return err.into_response(),
-    };
-    let request = Request::from_parts(parts, body);
-    if request.uri().path() == "/api/dev/token" {
-        return dev_token(app, &request).unwrap_or_else(ApiError::into_response);
+    match api.oneshot(request.map(Body::new)).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
-    app.handle(request).await
 }
 
 #[derive(Deserialize)]
@@ -91,11 +98,10 @@ struct DevTokenRequest {
 
 /// `POST /api/dev/token` `{"email"}` → `{"token"}`: dev server only; production uses the
 /// team's own auth.
-fn dev_token(app: &App, request: &Request<Bytes>) -> Result<Response<Body>, ApiError> {
-    if request.method() != Method::POST {
-        return Err(ApiError::MethodNotAllowed { allow: "POST" });
-    }
-    let body: DevTokenRequest = parse_json(request.body())?;
+async fn dev_token(
+    State(app): State<App>,
+    JsonBody(body): JsonBody<DevTokenRequest>,
+) -> Result<Response<Body>, ApiError> {
     let email = body.email.trim();
     if email.is_empty() || !email.contains('@') || email.len() > 320 {
         return Err(ApiError::bad_request(
@@ -164,15 +170,12 @@ fn content_type(path: &Path) -> &'static str {
 /// for other methods.
 async fn static_file(method: &Method, path: &str) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
-        return ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into_response();
-    }
-    let not_found = || {
-        ApiError::NotFound {
-            code: "route_not_found",
-            message: "No such route.".into(),
+        return ApiError::MethodNotAllowed {
+            allow: "GET, HEAD".into(),
         }
-        .into_response()
-    };
+        .render();
+    }
+    let not_found = || ApiError::route_not_found().render();
     let root = repo_root();
     let Some(rel) = static_path(path) else {
         return not_found();
@@ -193,7 +196,7 @@ async fn static_file(method: &Method, path: &str) -> Response<Body> {
     let mut response = Response::new(if method == Method::HEAD {
         empty()
     } else {
-        full(bytes)
+        Body::from(bytes)
     });
     let headers = response.headers_mut();
     headers.insert(

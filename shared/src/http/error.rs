@@ -22,9 +22,9 @@ pub enum ApiError {
     /// 404: unknown room or route.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
-    /// 405: the path exists but not with this method.
+    /// 405: the path exists but not with this method; `allow` lists those it has.
     #[error("method not allowed")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed { allow: String },
     /// 409: the resource already exists.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -60,6 +60,13 @@ impl ApiError {
         Self::BadRequest {
             code,
             message: message.into(),
+        }
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::NotFound {
+            code: "route_not_found",
+            message: "No such route.".into(),
         }
     }
 
@@ -115,26 +122,26 @@ impl ApiError {
         }
     }
 
-    /// Renders the error, logging the cause chain of server-side failures once, here.
-    pub fn into_response(self) -> Response<Body> {
-        match &self {
-            Self::Unavailable(cause) => {
-                tracing::warn!(error = format!("{cause:#}"), "database unavailable")
-            }
-            Self::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "internal error")
-            }
-            _ => {}
-        }
+    /// Renders the error. The cause chain of a server-side failure travels in the
+    /// response's extensions to the request span, which logs it once (`http::edge`).
+    pub fn render(self) -> Response<Body> {
+        let cause = match &self {
+            Self::Unavailable(cause) => Some(LoggedCause::Unavailable(format!("{cause:#}"))),
+            Self::Internal(cause) => Some(LoggedCause::Internal(format!("{cause:#}"))),
+            _ => None,
+        };
         let body = serde_json::json!({
             "error": { "code": self.code(), "message": self.public_message() }
         });
         let mut response = json_response(self.status_code(), &body);
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
         match self {
             Self::MethodNotAllowed { allow } => {
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                if let Ok(allow) = HeaderValue::try_from(allow) {
+                    response.headers_mut().insert(header::ALLOW, allow);
+                }
             }
             Self::TooMany { retry_after, .. } => {
                 response
@@ -157,6 +164,13 @@ impl ApiError {
         }
         response
     }
+}
+
+/// The cause chain of a 5xx, for the request span to log.
+#[derive(Clone, Debug)]
+pub enum LoggedCause {
+    Unavailable(String),
+    Internal(String),
 }
 
 impl From<anyhow::Error> for ApiError {
@@ -206,7 +220,7 @@ mod tests {
         let err: ApiError = anyhow::Error::from(sqlx::Error::PoolTimedOut)
             .context("list messages")
             .into();
-        let response = err.into_response();
+        let response = err.render();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().contains_key(header::RETRY_AFTER));
     }

@@ -1,8 +1,11 @@
-//! HTTP plumbing shared by every function: routing, error rendering, bodies, SSE framing.
+//! HTTP plumbing shared by every function: the router and its layers, extractors, error
+//! rendering, bodies, CORS, SSE framing.
 
 pub mod body;
 pub mod cors;
+pub mod edge;
 pub mod error;
+pub mod extract;
 pub mod query;
 pub mod router;
 pub mod sse;

@@ -1,352 +1,239 @@
-//! The routing table: which public path and method is which endpoint, and which function
-//! binary serves it. The dev server dispatches every route; each Vercel function only its own.
+//! The route table's machinery: which function binary serves which route, and the one
+//! `axum::Router` built from the table (`crate::routes::table`) for every host. A function
+//! binary serves its own routes; the dev server and the tests serve them all.
 
-use http::Method;
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use http::{Method, Uri};
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::ApiError;
-use super::query::Query;
-use crate::domain::RoomId;
+use super::body::MAX_BODY_BYTES;
+use super::edge;
+use crate::App;
 
 /// One function binary in `api/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Function {
+    Health,
     Rooms,
     ListMessages,
     PostMessage,
-    PresignUpload,
     Stream,
     Members,
-    CleanupUploads,
-    Health,
-}
-
-/// A resolved request target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    ListRooms,
-    CreateRoom,
-    ListMessages(RoomId),
-    PostMessage(RoomId),
     PresignUpload,
-    Stream(RoomId),
-    ListMembers(RoomId),
-    AddMember(RoomId),
-    RemoveMember(RoomId, String),
     CleanupUploads,
-    Health,
-}
-
-impl Endpoint {
-    pub fn function(&self) -> Function {
-        match self {
-            Self::ListRooms | Self::CreateRoom => Function::Rooms,
-            Self::ListMessages(_) => Function::ListMessages,
-            Self::PostMessage(_) => Function::PostMessage,
-            Self::PresignUpload => Function::PresignUpload,
-            Self::Stream(_) => Function::Stream,
-            Self::ListMembers(_) | Self::AddMember(_) | Self::RemoveMember(..) => Function::Members,
-            Self::CleanupUploads => Function::CleanupUploads,
-            Self::Health => Function::Health,
-        }
-    }
 }
 
 impl Function {
-    /// The binary's own path under `/api` (its `api/*.rs` file), which Vercel may show the
-    /// function instead of the public path after a `routes` rewrite; the room then comes as
-    /// `?room=`.
-    fn from_internal_path(name: &str) -> Option<Self> {
-        Some(match name {
-            "rooms" => Self::Rooms,
-            "list_messages" => Self::ListMessages,
-            "post_message" => Self::PostMessage,
-            "presign_upload" => Self::PresignUpload,
-            "stream" => Self::Stream,
-            "members" => Self::Members,
-            "health" => Self::Health,
-            _ => return None,
-        })
+    pub const ALL: [Self; 8] = [
+        Self::Health,
+        Self::Rooms,
+        Self::ListMessages,
+        Self::PostMessage,
+        Self::Stream,
+        Self::Members,
+        Self::PresignUpload,
+        Self::CleanupUploads,
+    ];
+
+    /// Its file under `api/` without `.rs`, which is also its Vercel path after `/api/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Health => "health",
+            Self::Rooms => "rooms",
+            Self::ListMessages => "list_messages",
+            Self::PostMessage => "post_message",
+            Self::Stream => "stream",
+            Self::Members => "members",
+            Self::PresignUpload => "presign_upload",
+            Self::CleanupUploads => "cron/cleanup-uploads",
+        }
+    }
+
+    /// Whether it answers with a stream (response streaming on Lambda).
+    pub fn streams(self) -> bool {
+        self == Self::Stream
     }
 }
 
-/// Every public route as (method, path template), in the order `resolve` matches them.
-/// `openapi.yaml` must document each one (`tests/api/openapi.rs`); a unit test below keeps
-/// this list and `resolve` in agreement. `HEAD` is accepted wherever `GET` is.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/health"),
-    ("GET", "/api/rooms"),
-    ("POST", "/api/rooms"),
-    ("GET", "/api/rooms/{room}/messages"),
-    ("POST", "/api/rooms/{room}/messages"),
-    ("GET", "/api/rooms/{room}/stream"),
-    ("GET", "/api/rooms/{room}/members"),
-    ("POST", "/api/rooms/{room}/members"),
-    ("DELETE", "/api/rooms/{room}/members/{email}"),
-    ("GET", "/api/cron/cleanup-uploads"),
-    ("POST", "/api/cron/cleanup-uploads"),
-    ("POST", "/api/uploads"),
-];
+/// One line of the route table: a method and path template, the function binary that
+/// serves it, and its handler.
+pub struct Route {
+    pub function: Function,
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<App>,
+}
 
-/// Resolves a request to an endpoint: 404 for an unknown path or room id, 405 for a known
-/// path with another method.
-pub fn resolve(method: &Method, path: &str, query: &Query) -> Result<Endpoint, ApiError> {
-    let path = path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path);
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let room = |raw: &str| RoomId::parse(raw).map_err(|_| ApiError::room_not_found());
-    match segments.as_slice() {
-        ["api", "health"] => by_method(method, "GET", [(Method::GET, Endpoint::Health)]),
-        ["api", "rooms"] => by_method(
+impl Route {
+    pub fn new<H, T>(function: Function, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, App>,
+        T: 'static,
+    {
+        let handler = on(filter(&method), handler);
+        Self {
+            function,
             method,
-            "GET, POST",
-            [
-                (Method::GET, Endpoint::ListRooms),
-                (Method::POST, Endpoint::CreateRoom),
-            ],
-        ),
-        ["api", "rooms", id, "messages"] => {
-            let id = room(id)?;
-            by_method(
-                method,
-                "GET, POST",
-                [
-                    (Method::GET, Endpoint::ListMessages(id.clone())),
-                    (Method::POST, Endpoint::PostMessage(id)),
-                ],
-            )
+            path,
+            handler,
         }
-        ["api", "rooms", id, "stream"] => {
-            by_method(method, "GET", [(Method::GET, Endpoint::Stream(room(id)?))])
-        }
-        ["api", "rooms", id, "members"] => {
-            let id = room(id)?;
-            by_method(
-                method,
-                "GET, POST",
-                [
-                    (Method::GET, Endpoint::ListMembers(id.clone())),
-                    (Method::POST, Endpoint::AddMember(id)),
-                ],
-            )
-        }
-        ["api", "rooms", id, "members", email] => {
-            let email = percent_encoding::percent_decode_str(email)
-                .decode_utf8()
-                .map_err(|_| route_not_found())?
-                .into_owned();
-            by_method(
-                method,
-                "DELETE",
-                [(Method::DELETE, Endpoint::RemoveMember(room(id)?, email))],
-            )
-        }
-        ["api", "cron", "cleanup-uploads"] => by_method(
-            method,
-            "GET, POST",
-            [
-                (Method::GET, Endpoint::CleanupUploads),
-                (Method::POST, Endpoint::CleanupUploads),
-            ],
-        ),
-        ["api", "uploads"] => by_method(method, "POST", [(Method::POST, Endpoint::PresignUpload)]),
-        ["api", name] => match Function::from_internal_path(name) {
-            Some(function) => resolve_internal(function, method, query),
-            None => Err(route_not_found()),
-        },
-        _ => Err(route_not_found()),
     }
 }
 
-fn resolve_internal(
-    function: Function,
-    method: &Method,
-    query: &Query,
-) -> Result<Endpoint, ApiError> {
-    let room = || -> Result<RoomId, ApiError> {
-        let raw = query.get("room")?.ok_or_else(ApiError::room_not_found)?;
-        RoomId::parse(raw).map_err(|_| ApiError::room_not_found())
-    };
-    let path = match function {
-        Function::Rooms => "/api/rooms".to_owned(),
-        Function::ListMessages | Function::PostMessage => {
-            format!("/api/rooms/{}/messages", room()?.as_str())
-        }
-        Function::Stream => format!("/api/rooms/{}/stream", room()?.as_str()),
-        Function::Members => match query.get("email")? {
-            Some(email) => format!(
-                "/api/rooms/{}/members/{}",
-                room()?.as_str(),
-                percent_encoding::utf8_percent_encode(email, percent_encoding::NON_ALPHANUMERIC)
-            ),
-            None => format!("/api/rooms/{}/members", room()?.as_str()),
-        },
-        Function::PresignUpload => "/api/uploads".to_owned(),
-        Function::Health => "/api/health".to_owned(),
-        Function::CleanupUploads => "/api/cron/cleanup-uploads".to_owned(),
-    };
-    resolve(method, &path, query)
+fn filter(method: &Method) -> MethodFilter {
+    MethodFilter::try_from(method.clone()).expect("the route table uses standard methods")
 }
 
-fn by_method<const N: usize>(
-    method: &Method,
-    allow: &'static str,
-    table: [(Method, Endpoint); N],
-) -> Result<Endpoint, ApiError> {
-    table
-        .into_iter()
-        .find(|(m, _)| m == method || (method == Method::HEAD && m == Method::GET))
-        .map(|(_, endpoint)| endpoint)
-        .ok_or(ApiError::MethodNotAllowed { allow })
+/// The service every host runs: the router with its layers, type-erased.
+pub type ApiService = BoxCloneSyncService<Request, Response, Infallible>;
+
+/// A router built from the route table, before it is given the app and its layers.
+pub struct Api {
+    router: Router<App>,
+    /// (internal path, templates) of each function served: Vercel may show a function its
+    /// own path, `/api/<name>?room=…`, after a `vercel.json` rewrite.
+    internal: Vec<(String, Vec<&'static str>)>,
 }
 
-fn route_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "route_not_found",
-        message: "No such route.".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(method: Method, target: &str) -> Result<Endpoint, ApiError> {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        resolve(&method, path, &Query::parse(Some(query)))
-    }
-
-    fn room(id: &str) -> RoomId {
-        RoomId::parse(id).unwrap()
-    }
-
-    #[test]
-    fn public_paths_resolve_by_method() {
-        assert_eq!(at(Method::GET, "/api/rooms").unwrap(), Endpoint::ListRooms);
-        assert_eq!(
-            at(Method::POST, "/api/rooms/").unwrap(),
-            Endpoint::CreateRoom
-        );
-        assert_eq!(
-            at(Method::POST, "/api/rooms/general/messages").unwrap(),
-            Endpoint::PostMessage(room("general"))
-        );
-        assert_eq!(
-            at(Method::GET, "/api/rooms/a-b_c/stream").unwrap(),
-            Endpoint::Stream(room("a-b_c"))
-        );
-    }
-
-    #[test]
-    fn internal_function_paths_take_the_room_from_the_query() {
-        assert_eq!(
-            at(Method::GET, "/api/list_messages?room=general&limit=5").unwrap(),
-            Endpoint::ListMessages(room("general"))
-        );
-        assert!(matches!(
-            at(Method::GET, "/api/stream"),
-            Err(ApiError::NotFound { .. })
-        ));
-    }
-
-    #[test]
-    fn a_wrong_method_is_405_with_allow() {
-        assert!(matches!(
-            at(Method::DELETE, "/api/rooms/general/messages"),
-            Err(ApiError::MethodNotAllowed { allow: "GET, POST" })
-        ));
-    }
-
-    /// A concrete path for a template: `{room}` and `{email}` filled in.
-    fn sample(template: &str) -> String {
-        template
-            .replace("{room}", "general")
-            .replace("{email}", "bob%40example.com")
-    }
-
-    /// The route an endpoint is served at. Exhaustive, so a new endpoint does not compile
-    /// until it is placed here, and the test below then asks for it in `ROUTES`.
-    fn route_of(endpoint: &Endpoint) -> (&'static str, &'static str) {
-        match endpoint {
-            Endpoint::Health => ("GET", "/api/health"),
-            Endpoint::ListRooms => ("GET", "/api/rooms"),
-            Endpoint::CreateRoom => ("POST", "/api/rooms"),
-            Endpoint::ListMessages(_) => ("GET", "/api/rooms/{room}/messages"),
-            Endpoint::PostMessage(_) => ("POST", "/api/rooms/{room}/messages"),
-            Endpoint::Stream(_) => ("GET", "/api/rooms/{room}/stream"),
-            Endpoint::ListMembers(_) => ("GET", "/api/rooms/{room}/members"),
-            Endpoint::AddMember(_) => ("POST", "/api/rooms/{room}/members"),
-            Endpoint::RemoveMember(..) => ("DELETE", "/api/rooms/{room}/members/{email}"),
-            Endpoint::CleanupUploads => ("GET", "/api/cron/cleanup-uploads"),
-            Endpoint::PresignUpload => ("POST", "/api/uploads"),
-        }
-    }
-
-    #[test]
-    fn the_routes_table_is_what_resolve_serves() {
-        for &(method, template) in ROUTES {
-            let method: Method = method.parse().unwrap();
-            let path = sample(template);
-            let endpoint = at(method.clone(), &path)
-                .unwrap_or_else(|err| panic!("{method} {template} does not resolve: {err:?}"));
-            // The endpoint it reaches is served at this template (the cron route takes both
-            // GET and POST to one endpoint).
-            assert_eq!(route_of(&endpoint).1, template, "{method} {template}");
-            // `Allow` for this path lists exactly the table's methods for it.
-            let mut listed: Vec<&str> = ROUTES
-                .iter()
-                .filter(|(_, t)| *t == template)
-                .map(|(m, _)| *m)
-                .collect();
-            let Err(ApiError::MethodNotAllowed { allow }) = at(Method::PATCH, &path) else {
-                panic!("PATCH {template} is not a 405");
+impl Api {
+    /// The routes of `only` (every route when `None`). Another function's route answers
+    /// 404 `route_not_found`, yet still counts in `Allow`, so a 405 says the same on every
+    /// host.
+    pub fn new(table: Vec<Route>, only: Option<Function>) -> Self {
+        let served = |f: Function| only.is_none_or(|o| o == f);
+        let mut internal: Vec<(String, Vec<&'static str>)> = Vec::new();
+        let mut router = Router::new();
+        for route in table {
+            let handler = if served(route.function) {
+                let path = format!("/api/{}", route.function.name());
+                match internal.iter_mut().find(|(p, _)| *p == path) {
+                    Some((_, templates)) if templates.contains(&route.path) => {}
+                    Some((_, templates)) => templates.push(route.path),
+                    None => internal.push((path, vec![route.path])),
+                }
+                route.handler
+            } else {
+                on(filter(&route.method), not_served)
             };
-            let mut allowed: Vec<&str> = allow.split(", ").collect();
-            listed.sort_unstable();
-            allowed.sort_unstable();
-            assert_eq!(listed, allowed, "methods of {template}");
+            router = router.route(route.path, handler);
         }
-        // Every endpoint is in the table.
-        let endpoints = [
-            Endpoint::Health,
-            Endpoint::ListRooms,
-            Endpoint::CreateRoom,
-            Endpoint::ListMessages(room("general")),
-            Endpoint::PostMessage(room("general")),
-            Endpoint::Stream(room("general")),
-            Endpoint::ListMembers(room("general")),
-            Endpoint::AddMember(room("general")),
-            Endpoint::RemoveMember(room("general"), "bob@example.com".into()),
-            Endpoint::CleanupUploads,
-            Endpoint::PresignUpload,
-        ];
-        for endpoint in &endpoints {
-            let (method, template) = route_of(endpoint);
-            assert!(
-                ROUTES.contains(&(method, template)),
-                "{method} {template} is missing from ROUTES"
-            );
-            assert_eq!(
-                &at(method.parse().unwrap(), &sample(template)).unwrap(),
-                endpoint
-            );
+        // The template that names the most parameters wins when the query has them all.
+        for (_, templates) in &mut internal {
+            templates.sort_by_key(|t| std::cmp::Reverse(t.matches('{').count()));
         }
+        Self { router, internal }
     }
 
-    #[test]
-    fn unknown_paths_and_bad_room_ids_are_404() {
-        assert!(matches!(
-            at(Method::GET, "/api/nope"),
-            Err(ApiError::NotFound { .. })
-        ));
-        assert!(matches!(
-            at(Method::GET, "/api/rooms/a.b/messages"),
-            Err(ApiError::NotFound { .. })
-        ));
-        assert!(matches!(
-            at(Method::GET, "/"),
-            Err(ApiError::NotFound { .. })
-        ));
+    /// Adds a route outside the table (the dev server's token minting).
+    pub fn route(mut self, path: &'static str, handler: MethodRouter<App>) -> Self {
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    /// The router with the app and every layer, as one service. Outermost first: `nosniff`
+    /// and CORS on every response (errors of the router and of the body limit included),
+    /// the router's 405 rendered as JSON or as a preflight, trailing slashes trimmed,
+    /// internal paths mapped to public ones; then, per matched route, the request span
+    /// and the 1 MiB body limit.
+    pub fn into_service(self, app: App) -> ApiService {
+        let cors = std::sync::Arc::new(app.config.cors.clone());
+        let internal = self.internal;
+        let router = self
+            .router
+            .fallback(|| async { ApiError::route_not_found() })
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(edge::trace_layer())
+            .with_state(app);
+        let service = tower::ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(
+                http::header::X_CONTENT_TYPE_OPTIONS,
+                http::HeaderValue::from_static("nosniff"),
+            ))
+            .layer(axum::middleware::from_fn_with_state(cors, edge::edge))
+            .layer(NormalizePathLayer::trim_trailing_slash())
+            .map_request(move |request: Request| to_public_path(request, &internal))
+            .service(router);
+        BoxCloneSyncService::new(service.map_err(|never: Infallible| match never {}))
+    }
+}
+
+/// Another function binary's route.
+async fn not_served() -> ApiError {
+    ApiError::route_not_found()
+}
+
+/// `/api/<function>?room=general&email=…&limit=5` → `/api/rooms/general/members/…?limit=5`:
+/// the first of the function's templates whose parameters the query all has.
+fn to_public_path(mut request: Request, internal: &[(String, Vec<&'static str>)]) -> Request {
+    let path = request.uri().path().trim_end_matches('/');
+    let Some((_, templates)) = internal.iter().find(|(p, _)| p == path) else {
+        return request;
+    };
+    let pairs: Vec<(String, String)> =
+        form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    for template in templates {
+        let mut public = String::with_capacity(template.len() + 32);
+        let mut used: Vec<&str> = Vec::new();
+        let mut complete = true;
+        for (i, part) in template.split('/').enumerate() {
+            if i > 0 {
+                public.push('/');
+            }
+            match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) => match pairs.iter().find(|(k, _)| k == name) {
+                    Some((_, value)) => {
+                        public.extend(percent_encoding::utf8_percent_encode(
+                            value,
+                            percent_encoding::NON_ALPHANUMERIC,
+                        ));
+                        used.push(name);
+                    }
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                },
+                None => public.push_str(part),
+            }
+        }
+        if !complete {
+            continue;
+        }
+        let rest: Vec<&(String, String)> = pairs
+            .iter()
+            .filter(|(k, _)| !used.contains(&k.as_str()))
+            .collect();
+        if !rest.is_empty() {
+            public.push('?');
+            public.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(rest)
+                    .finish(),
+            );
+        }
+        if let Ok(uri) = public.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+        return request;
+    }
+    request
+}
+
+/// `ApiError` renders itself, so handlers and extractors return it as is.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render().map(axum::body::Body::new)
     }
 }

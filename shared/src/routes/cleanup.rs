@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use axum::extract::State;
 use futures_util::StreamExt;
 use http::{HeaderMap, Response, StatusCode};
 
@@ -25,8 +26,8 @@ const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(45);
 /// Safe to run twice at once: each batch claims its rows with `FOR UPDATE SKIP LOCKED`, so
 /// concurrent runs split the work. A batch's rows are deleted only after its objects are,
 /// in the same transaction, so a storage failure leaves them for the next run.
-pub async fn run(app: &App, headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
-    authorize(app, headers)?;
+pub async fn run(State(app): State<App>, headers: HeaderMap) -> Result<Response<Body>, ApiError> {
+    authorize(&app, &headers)?;
     let started = Instant::now();
     let older_than = chrono::Duration::from_std(app.config.storage.orphan_after)
         .unwrap_or(chrono::Duration::hours(24));

@@ -1,5 +1,6 @@
 //! `GET /api/health`: whether this process reaches the database, and its stream figures.
 
+use axum::extract::State;
 use http::{Response, StatusCode};
 
 use crate::App;
@@ -9,7 +10,7 @@ use crate::http::{ApiError, Body, json_response};
 /// the database does not answer within the pool's acquire timeout. Needs no token.
 /// `streams` is this process's hub: open streams, watched rooms, polls and notifications
 /// in the last minute.
-pub async fn get(app: &App) -> Result<Response<Body>, ApiError> {
+pub async fn get(State(app): State<App>) -> Result<Response<Body>, ApiError> {
     sqlx::query("SELECT 1").execute(&app.db).await?;
     Ok(json_response(
         StatusCode::OK,

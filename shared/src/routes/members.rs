@@ -1,5 +1,6 @@
 //! `GET|POST /api/rooms/{room}/members` and `DELETE /api/rooms/{room}/members/{email}`.
 
+use axum::extract::State;
 use chrono::SecondsFormat;
 use http::{Response, StatusCode};
 use serde::Deserialize;
@@ -9,7 +10,8 @@ use crate::db;
 use crate::db::members::MemberRow;
 use crate::db::rooms::RoomRow;
 use crate::domain::{Email, RoomId, User};
-use crate::http::body::{empty, parse_json};
+use crate::http::body::empty;
+use crate::http::extract::{Authed, JsonBody, MemberPath, RoomPath};
 use crate::http::{ApiError, Body, json_response};
 
 #[derive(Debug, Deserialize)]
@@ -18,9 +20,13 @@ pub struct AddMemberRequest {
 }
 
 /// `GET /api/rooms/{room}/members` → `{"owner", "members": [{"email", "added_at"}]}`. Owner only.
-pub async fn list(app: &App, user: &User, room: &RoomId) -> Result<Response<Body>, ApiError> {
-    let owned = owned_room(app, user, room).await?;
-    let members: Vec<serde_json::Value> = db::members::list_members(&app.db, room)
+pub async fn list(
+    State(app): State<App>,
+    RoomPath(room): RoomPath,
+    Authed(user): Authed,
+) -> Result<Response<Body>, ApiError> {
+    let owned = owned_room(&app, &user, &room).await?;
+    let members: Vec<serde_json::Value> = db::members::list_members(&app.db, &room)
         .await?
         .into_iter()
         .map(member_view)
@@ -34,16 +40,15 @@ pub async fn list(app: &App, user: &User, room: &RoomId) -> Result<Response<Body
 /// `POST /api/rooms/{room}/members` `{"email"}` → 201 with the member (200 if already one).
 /// Owner only.
 pub async fn add(
-    app: &App,
-    user: &User,
-    room: &RoomId,
-    body: &[u8],
+    State(app): State<App>,
+    RoomPath(room): RoomPath,
+    Authed(user): Authed,
+    JsonBody(request): JsonBody<AddMemberRequest>,
 ) -> Result<Response<Body>, ApiError> {
-    let request: AddMemberRequest = parse_json(body)?;
     let email = Email::parse(&request.email)?;
-    owned_room(app, user, room).await?;
+    owned_room(&app, &user, &room).await?;
     let (member, created) =
-        db::members::add_member(&app.db, room, email.as_str(), &user.email).await?;
+        db::members::add_member(&app.db, &room, email.as_str(), &user.email).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -55,14 +60,13 @@ pub async fn add(
 /// `DELETE /api/rooms/{room}/members/{email}` → 204. Owner only. A removed member's open
 /// streams end within one poll interval.
 pub async fn remove(
-    app: &App,
-    user: &User,
-    room: &RoomId,
-    email: &str,
+    State(app): State<App>,
+    MemberPath(room, email): MemberPath,
+    Authed(user): Authed,
 ) -> Result<Response<Body>, ApiError> {
-    let email = Email::parse(email)?;
-    owned_room(app, user, room).await?;
-    if !db::members::remove_member(&app.db, room, email.as_str()).await? {
+    let email = Email::parse(&email)?;
+    owned_room(&app, &user, &room).await?;
+    if !db::members::remove_member(&app.db, &room, email.as_str()).await? {
         return Err(ApiError::NotFound {
             code: "member_not_found",
             message: "That user is not a member of this room.".into(),

@@ -1,5 +1,6 @@
 //! `GET /api/rooms/{room}/messages` and `POST /api/rooms/{room}/messages`.
 
+use axum::extract::State;
 use futures_util::future::try_join_all;
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use crate::db;
 use crate::db::messages::{CLIENT_ID_KEY, FileRow, InsertOutcome, MessageRow, NewMessage};
 use crate::db::uploads::UploadRow;
 use crate::domain::{ClientId, FileIds, MessageContent, Page, RoomId, User};
-use crate::http::body::parse_json;
+use crate::http::extract::{Authed, JsonBody, RoomPath};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body, json_response};
 use crate::storage::ObjectState;
@@ -20,16 +21,16 @@ use crate::storage::ObjectState;
 /// `GET /api/rooms/{room}/messages?limit=&before=&after=`: one page in ascending `seq`,
 /// with `has_more` in the direction of travel. Files come in the same query.
 pub async fn list(
-    app: &App,
-    user: &User,
-    room: &RoomId,
-    query: &Query,
+    State(app): State<App>,
+    RoomPath(room): RoomPath,
+    Authed(user): Authed,
+    query: Query,
 ) -> Result<Response<Body>, ApiError> {
-    let page = Page::from_query(query)?;
-    let (rows, has_more) = db::messages::list_page(&app.db, room, &user.email, page).await?;
+    let page = Page::from_query(&query)?;
+    let (rows, has_more) = db::messages::list_page(&app.db, &room, &user.email, page).await?;
     // An empty page is the only case where the room might not exist (or be hidden).
     if rows.is_empty()
-        && db::rooms::find_visible(&app.db, room, &user.email)
+        && db::rooms::find_visible(&app.db, &room, &user.email)
             .await?
             .is_none()
     {
@@ -66,12 +67,12 @@ pub struct SendMessageRequest {
 /// the message. The author is the token's user, whatever the body says. A repeat with the
 /// same `client_id` returns the stored message with 200 and stores nothing.
 pub async fn post(
-    app: &App,
-    user: &User,
-    room: &RoomId,
-    body: &[u8],
+    State(app): State<App>,
+    RoomPath(room): RoomPath,
+    Authed(user): Authed,
+    JsonBody(request): JsonBody<SendMessageRequest>,
 ) -> Result<Response<Body>, ApiError> {
-    let request: SendMessageRequest = parse_json(body)?;
+    let (app, user, room) = (&app, &user, &room);
     let file_ids = FileIds::parse(request.file_ids.unwrap_or_default())?;
     let content = MessageContent::parse(request.content, !file_ids.is_empty())?;
     let message = NewMessage {

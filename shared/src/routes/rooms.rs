@@ -1,13 +1,14 @@
 //! `GET /api/rooms` and `POST /api/rooms`.
 
+use axum::extract::State;
 use http::{Response, StatusCode};
 use serde::Deserialize;
 
 use super::views::RoomView;
 use crate::App;
 use crate::db;
-use crate::domain::{RoomId, RoomName, User, Visibility};
-use crate::http::body::parse_json;
+use crate::domain::{RoomId, RoomName, Visibility};
+use crate::http::extract::{Authed, JsonBody};
 use crate::http::{ApiError, Body, json_response};
 
 #[derive(Debug, Deserialize)]
@@ -22,8 +23,11 @@ pub struct CreateRoomRequest {
 /// `POST /api/rooms`: `{"id", "name"?, "visibility"?}` → 201 with the room; 409 when the id
 /// is taken. The name defaults to the id, the visibility to `public`; the creator owns it.
 /// Rate-limited per user (`RATE_LIMIT_ROOMS`).
-pub async fn create(app: &App, user: &User, body: &[u8]) -> Result<Response<Body>, ApiError> {
-    let request: CreateRoomRequest = parse_json(body)?;
+pub async fn create(
+    State(app): State<App>,
+    Authed(user): Authed,
+    JsonBody(request): JsonBody<CreateRoomRequest>,
+) -> Result<Response<Body>, ApiError> {
     let id = RoomId::parse(&request.id)?;
     let name = match &request.name {
         Some(name) => RoomName::parse(name)?,
@@ -43,14 +47,17 @@ pub async fn create(app: &App, user: &User, body: &[u8]) -> Result<Response<Body
             code: "room_exists",
             message: format!("A room with id `{}` already exists.", id.as_str()),
         }
-        .into_response(),
+        .render(),
     };
     quota.apply(&mut response);
     Ok(response)
 }
 
 /// `GET /api/rooms`: `{"rooms": [...]}`, the rooms the caller may see, in id order.
-pub async fn list(app: &App, user: &User) -> Result<Response<Body>, ApiError> {
+pub async fn list(
+    State(app): State<App>,
+    Authed(user): Authed,
+) -> Result<Response<Body>, ApiError> {
     let rooms: Vec<RoomView> = db::rooms::list_rooms(&app.db, &user.email)
         .await?
         .into_iter()

@@ -1,12 +1,14 @@
 //! `GET /api/rooms/{room}/stream`: Server-Sent Events.
 
+use axum::extract::State;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::StreamBody;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::App;
 use crate::db;
-use crate::domain::{Cursor, RoomId, User};
+use crate::domain::Cursor;
+use crate::http::extract::{RoomPath, StreamAuthed};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body};
 
@@ -16,18 +18,18 @@ use crate::http::{ApiError, Body};
 /// heartbeat every `STREAM_HEARTBEAT_SECS`, and ends after about `STREAM_MAX_SECONDS`
 /// so the browser reconnects and resumes.
 pub async fn open(
-    app: &App,
-    user: &User,
-    room: &RoomId,
-    headers: &HeaderMap,
-    query: &Query,
+    State(app): State<App>,
+    RoomPath(room): RoomPath,
+    StreamAuthed(user): StreamAuthed,
+    headers: HeaderMap,
+    query: Query,
 ) -> Result<Response<Body>, ApiError> {
-    let resume = resume_point(headers, query)?;
-    let room = db::rooms::find_visible(&app.db, room, &user.email)
+    let resume = resume_point(&headers, &query)?;
+    let room = db::rooms::find_visible(&app.db, &room, &user.email)
         .await?
         .ok_or_else(ApiError::room_not_found)?;
-    let frames = app.hub.subscribe(user, &room, resume)?;
-    let body: Body = StreamBody::new(ReceiverStream::new(frames)).boxed();
+    let frames = app.hub.subscribe(&user, &room, resume)?;
+    let body = Body::new(StreamBody::new(ReceiverStream::new(frames)));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::extract::State;
 use chrono::SecondsFormat;
 use http::{Response, StatusCode};
 use serde::Deserialize;
@@ -10,8 +11,8 @@ use uuid::Uuid;
 use crate::App;
 use crate::db;
 use crate::db::uploads::NewUpload;
-use crate::domain::{ContentType, FileName, RoomId, UploadSize, User};
-use crate::http::body::parse_json;
+use crate::domain::{ContentType, FileName, RoomId, UploadSize};
+use crate::http::extract::{Authed, JsonBody};
 use crate::http::{ApiError, Body, json_response};
 use crate::storage::Storage;
 
@@ -27,8 +28,11 @@ pub struct PresignUploadRequest {
 /// `{"id", "method": "PUT", "url", "headers", "expires_at"}`. The browser PUTs the file to
 /// `url` with exactly `headers`; the signature covers both, so storage refuses another
 /// size. 413 above `MAX_UPLOAD_BYTES`. Attach the file by sending `id` in `file_ids`.
-pub async fn presign(app: &App, user: &User, body: &[u8]) -> Result<Response<Body>, ApiError> {
-    let request: PresignUploadRequest = parse_json(body)?;
+pub async fn presign(
+    State(app): State<App>,
+    Authed(user): Authed,
+    JsonBody(request): JsonBody<PresignUploadRequest>,
+) -> Result<Response<Body>, ApiError> {
     let room = RoomId::parse(&request.room_id).map_err(|_| {
         ApiError::bad_request(
             "invalid_field",

@@ -1,0 +1,161 @@
+//! Extractors: the rules of the edge, so handlers read as the use case alone. Each rejects
+//! with an [`ApiError`], so every refusal keeps the `{"error": {"code", "message"}}` shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use bytes::Bytes;
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+use super::body::{MAX_BODY_BYTES, parse_json};
+use super::query::Query;
+use crate::App;
+use crate::domain::{RoomId, User};
+
+/// The caller, from `Authorization: Bearer <JWT>`.
+pub struct Authed(pub User);
+
+impl FromRequestParts<App> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        app.auth.authenticate(&parts.headers, None).await.map(Self)
+    }
+}
+
+/// The caller of a stream: the bearer header, else `?access_token=` (`EventSource` cannot
+/// set headers). Only the stream route takes a token in the URL.
+pub struct StreamAuthed(pub User);
+
+impl FromRequestParts<App> for StreamAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let query = Query::parse(parts.uri.query());
+        let token = query.get("access_token")?;
+        app.auth.authenticate(&parts.headers, token).await.map(Self)
+    }
+}
+
+/// A JSON body of at most [`MAX_BODY_BYTES`] (the router's `DefaultBodyLimit`), parsed into
+/// `T`: 413 `body_too_large`, 400 `invalid_utf8`, `invalid_json` or `invalid_field`. No
+/// `Content-Type` is required, as before the router.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        code: "body_too_large",
+                        message: format!("The request body is over {MAX_BODY_BYTES} bytes."),
+                    }
+                } else {
+                    ApiError::bad_request(
+                        "body_unreadable",
+                        format!("The request body could not be read: {rejection}"),
+                    )
+                }
+            })?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// `{room}` from the path. An id that cannot exist is an unknown room: 404 `room_not_found`.
+pub struct RoomPath(pub RoomId);
+
+impl<S: Send + Sync> FromRequestParts<S> for RoomPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        room_param(&params).map(Self)
+    }
+}
+
+/// `{room}` and `{email}` (percent-decoded) from a member's path.
+pub struct MemberPath(pub RoomId, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for MemberPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let mut params = path_params(parts, state).await?;
+        let room = room_param(&params)?;
+        let email = params
+            .iter()
+            .position(|(k, _)| k == "email")
+            .map(|i| params.swap_remove(i).1)
+            .ok_or_else(ApiError::route_not_found)?;
+        Ok(Self(room, email))
+    }
+}
+
+async fn path_params<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Vec<(String, String)>, ApiError> {
+    // A segment that does not percent-decode to UTF-8 names no route.
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::route_not_found())?;
+    Ok(params)
+}
+
+fn room_param(params: &[(String, String)]) -> Result<RoomId, ApiError> {
+    params
+        .iter()
+        .find(|(k, _)| k == "room")
+        .and_then(|(_, v)| RoomId::parse(v).ok())
+        .ok_or_else(ApiError::room_not_found)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Query::parse(parts.uri.query()))
+    }
+}
+
+/// Work that outlives the response. On Vercel it is handed to `vercel_runtime`'s
+/// `wait_until`, which keeps the invocation alive until it settles; elsewhere (the dev
+/// server, tests, AWS Lambda) it is a plain task. On Lambda a task may be frozen with the
+/// sandbox between invocations and finish on the next one.
+#[derive(Clone, Default)]
+pub struct Background(Option<vercel_runtime::AppState>);
+
+impl Background {
+    pub fn vercel(state: vercel_runtime::AppState) -> Self {
+        Self(Some(state))
+    }
+
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match &self.0 {
+            Some(state) => state.wait_until(work),
+            None => {
+                tokio::spawn(work);
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Background {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
+
+/// The platform's id of this request (`x-vercel-id` on Vercel, the invocation's request id
+/// on Lambda), put in the request's extensions by the host and carried by the request span.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
