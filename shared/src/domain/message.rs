@@ -2,8 +2,8 @@
 
 use uuid::Uuid;
 
+use super::Invalid;
 use super::invalid;
-use crate::http::ApiError;
 
 pub const MAX_CONTENT_CHARS: usize = 4000;
 pub const MAX_FILES: usize = 10;
@@ -13,7 +13,7 @@ pub const MAX_FILES: usize = 10;
 pub struct MessageContent(String);
 
 impl MessageContent {
-    pub fn parse(raw: String, has_files: bool) -> Result<Self, ApiError> {
+    pub fn parse(raw: String, has_files: bool) -> Result<Self, Invalid> {
         if raw.chars().count() > MAX_CONTENT_CHARS {
             return Err(invalid(
                 "content",
@@ -39,7 +39,7 @@ impl MessageContent {
 pub struct FileIds(Vec<Uuid>);
 
 impl FileIds {
-    pub fn parse(ids: Vec<Uuid>) -> Result<Self, ApiError> {
+    pub fn parse(ids: Vec<Uuid>) -> Result<Self, Invalid> {
         if ids.len() > MAX_FILES {
             return Err(invalid(
                 "file_ids",

@@ -12,8 +12,21 @@ pub use room::{RoomId, RoomName, Visibility};
 pub use upload::{AllowedTypes, ContentType, FileName, UploadSize};
 pub use user::{Email, User};
 
-use crate::http::ApiError;
+/// Why an input was refused. The domain knows nothing of HTTP: the edge maps each kind to
+/// its status and code once (`http::error`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// A field of a body or path (400 `invalid_field`).
+    #[error("{0}")]
+    Field(String),
+    /// A query parameter (400 `invalid_query`).
+    #[error("{0}")]
+    Query(String),
+    /// A declared upload over the size limit (413 `upload_too_large`).
+    #[error("{0}")]
+    UploadTooLarge(String),
+}
 
-fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_field", format!("`{field}` {message}."))
+fn invalid(field: &str, message: impl std::fmt::Display) -> Invalid {
+    Invalid::Field(format!("`{field}` {message}."))
 }

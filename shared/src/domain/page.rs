@@ -1,7 +1,6 @@
 //! Paging parameters for the message list and the stream's resume point.
 
-use crate::http::ApiError;
-use crate::http::query::Query;
+use super::Invalid;
 
 /// `limit`: 1..=200, default 100. Out of range is an error, never clamped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,7 +10,7 @@ impl PageLimit {
     pub const DEFAULT: Self = Self(100);
     pub const MAX: i64 = 200;
 
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         match raw.parse::<i64>() {
             Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Self(n)),
             _ => Err(bad_query("limit", "must be a whole number from 1 to 200")),
@@ -28,7 +27,7 @@ impl PageLimit {
 pub struct Cursor(i64);
 
 impl Cursor {
-    pub fn parse(name: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(name: &str, raw: &str) -> Result<Self, Invalid> {
         // Digits only: rejects "+1", " 1", "1.0" and negatives that `parse` might accept.
         if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad_query(name, "must be a whole number, zero or more"));
@@ -59,25 +58,20 @@ pub enum Page {
 }
 
 impl Page {
-    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
-        let limit = query
-            .get("limit")?
+    /// From the `limit`, `before` and `after` query parameters.
+    pub fn parse(
+        limit: Option<&str>,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<Self, Invalid> {
+        let limit = limit
             .map(PageLimit::parse)
             .transpose()?
             .unwrap_or(PageLimit::DEFAULT);
-        let before = query
-            .get("before")?
-            .map(|v| Cursor::parse("before", v))
-            .transpose()?;
-        let after = query
-            .get("after")?
-            .map(|v| Cursor::parse("after", v))
-            .transpose()?;
+        let before = before.map(|v| Cursor::parse("before", v)).transpose()?;
+        let after = after.map(|v| Cursor::parse("after", v)).transpose()?;
         match (before, after) {
-            (Some(_), Some(_)) => Err(ApiError::bad_request(
-                "invalid_query",
-                "Give `before` or `after`, not both.",
-            )),
+            (Some(_), Some(_)) => Err(Invalid::Query("Give `before` or `after`, not both.".into())),
             (Some(b), None) => Ok(Self::Before(b, limit)),
             (None, Some(a)) => Ok(Self::After(a, limit)),
             (None, None) => Ok(Self::Latest(limit)),
@@ -85,16 +79,25 @@ impl Page {
     }
 }
 
-fn bad_query(name: &str, rule: &str) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("`{name}` {rule}."))
+fn bad_query(name: &str, rule: &str) -> Invalid {
+    Invalid::Query(format!("`{name}` {rule}."))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn page(q: &str) -> Result<Page, ApiError> {
-        Page::from_query(&Query::parse(Some(q)))
+    /// A page from a query string, as the list route reads one.
+    fn page(q: &str) -> Result<Page, Invalid> {
+        let pairs: Vec<(String, String)> =
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        Page::parse(get("limit"), get("before"), get("after"))
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! Room identifiers and display names.
 
+use super::Invalid;
 use super::invalid;
-use crate::http::ApiError;
 
 /// `^[A-Za-z0-9_-]{1,64}$`: safe in paths, object keys and channel names.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomId(String);
 
 impl RoomId {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let ok = (1..=64).contains(&raw.len())
             && raw
                 .bytes()
@@ -33,7 +33,7 @@ pub enum Visibility {
 }
 
 impl Visibility {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         match raw {
             "public" => Ok(Self::Public),
             "private" => Ok(Self::Private),
@@ -54,7 +54,7 @@ impl Visibility {
 pub struct RoomName(String);
 
 impl RoomName {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let trimmed = raw.trim();
         let chars = trimmed.chars().count();
         if (1..=100).contains(&chars) && !trimmed.chars().any(char::is_control) {

@@ -1,7 +1,7 @@
 //! Upload metadata: file names, content types and sizes.
 
+use super::Invalid;
 use super::invalid;
-use crate::http::ApiError;
 
 pub const MAX_FILE_NAME_BYTES: usize = 255;
 
@@ -12,7 +12,7 @@ pub const MAX_FILE_NAME_BYTES: usize = 255;
 pub struct FileName(String);
 
 impl FileName {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
         let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
         // No leading dots or spaces in any mix: `. .x` is `x`, not the hidden-file `.x`.
@@ -53,7 +53,7 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
 pub struct ContentType(String);
 
 impl ContentType {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let token = |s: &str| {
             !s.is_empty()
                 && s.bytes()
@@ -158,13 +158,12 @@ impl AllowedTypes {
 pub struct UploadSize(u64);
 
 impl UploadSize {
-    pub fn parse(size: i64, max: u64) -> Result<Self, ApiError> {
+    pub fn parse(size: i64, max: u64) -> Result<Self, Invalid> {
         let size = u64::try_from(size).map_err(|_| invalid("size", "must not be negative"))?;
         if size > max {
-            return Err(ApiError::PayloadTooLarge {
-                code: "upload_too_large",
-                message: format!("The file is over the {max}-byte upload limit."),
-            });
+            return Err(Invalid::UploadTooLarge(format!(
+                "The file is over the {max}-byte upload limit."
+            )));
         }
         Ok(Self(size))
     }
@@ -257,11 +256,8 @@ mod tests {
         assert!(UploadSize::parse(10, 10).is_ok());
         assert!(matches!(
             UploadSize::parse(11, 10),
-            Err(ApiError::PayloadTooLarge { .. })
+            Err(Invalid::UploadTooLarge(_))
         ));
-        assert!(matches!(
-            UploadSize::parse(-1, 10),
-            Err(ApiError::BadRequest { .. })
-        ));
+        assert!(matches!(UploadSize::parse(-1, 10), Err(Invalid::Field(_))));
     }
 }

@@ -1,7 +1,7 @@
 //! The authenticated caller.
 
+use super::Invalid;
 use super::invalid;
-use crate::http::ApiError;
 
 /// A signed-in user; the email always comes from a verified token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct User {
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let email = raw.trim().to_lowercase();
         let ok = email.len() <= 320
             && email

@@ -184,6 +184,20 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+impl From<crate::domain::Invalid> for ApiError {
+    fn from(err: crate::domain::Invalid) -> Self {
+        use crate::domain::Invalid;
+        match err {
+            Invalid::Field(message) => Self::bad_request("invalid_field", message),
+            Invalid::Query(message) => Self::bad_request("invalid_query", message),
+            Invalid::UploadTooLarge(message) => Self::PayloadTooLarge {
+                code: "upload_too_large",
+                message,
+            },
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         anyhow::Error::from(err).into()

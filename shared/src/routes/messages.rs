@@ -26,7 +26,11 @@ pub async fn list(
     Authed(user): Authed,
     query: Query,
 ) -> Result<Response<Body>, ApiError> {
-    let page = Page::from_query(&query)?;
+    let page = Page::parse(
+        query.get("limit")?,
+        query.get("before")?,
+        query.get("after")?,
+    )?;
     let (rows, has_more) = db::messages::list_page(&app.db, &room, &user.email, page).await?;
     // An empty page is the only case where the room might not exist (or be hidden).
     if rows.is_empty()
