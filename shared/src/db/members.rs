@@ -13,7 +13,7 @@ pub struct MemberRow {
 }
 
 /// The members of room `$1`, by email: a range of `chat_room_members_pkey`.
-const LIST_MEMBERS: &str = r#"
+pub const LIST_MEMBERS: &str = r#"
     SELECT user_email, added_at
     FROM chat_room_members
     WHERE room_id = $1
@@ -30,7 +30,7 @@ pub async fn list_members(db: impl PgExecutor<'_>, room: &RoomId) -> sqlx::Resul
 /// Adds `$2` to room `$1` (added by `$3`) and, only if the row is new, bumps the room's
 /// `members_version`, in one statement. Returns exactly one row: the new member with `true`,
 /// or the existing one, left as is, with `false`.
-const ADD_MEMBER: &str = r#"
+pub const ADD_MEMBER: &str = r#"
     WITH added AS (
         INSERT INTO chat_room_members (room_id, user_email, added_by)
         VALUES ($1, $2, $3)
@@ -73,7 +73,7 @@ pub async fn add_member(
 /// Removes `$2` from room `$1` and, only if they were a member, bumps the room's
 /// `members_version` (so the stream hub ends their open streams), in one statement. Returns
 /// whether a row was removed.
-const REMOVE_MEMBER: &str = r#"
+pub const REMOVE_MEMBER: &str = r#"
     WITH removed AS (
         DELETE FROM chat_room_members WHERE room_id = $1 AND user_email = $2 RETURNING 1
     ), bumped AS (

@@ -40,7 +40,7 @@ pub struct FileRow {
 /// InitPlan on `chat_rooms_pkey`) and a page costs one round trip whoever asks; a room the
 /// user may not see yields no rows. Rows come from `chat_messages_room_seq_key`, walked
 /// backwards.
-const LIST_PAGE_LATEST: &str = r#"
+pub const LIST_PAGE_LATEST: &str = r#"
     SELECT m.id, m.room_id, m.seq, m.user_email, m.content, m.client_id, m.created_at,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
@@ -60,7 +60,7 @@ const LIST_PAGE_LATEST: &str = r#"
 /// The page of room `$1` just before seq `$2`: at most `$3` messages, newest first
 /// (`list_page` reverses them), as user `$4` may see them. Same columns, visibility check
 /// and index as [`LIST_PAGE_LATEST`]; only the comparison differs.
-const LIST_PAGE_BEFORE: &str = r#"
+pub const LIST_PAGE_BEFORE: &str = r#"
     SELECT m.id, m.room_id, m.seq, m.user_email, m.content, m.client_id, m.created_at,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
@@ -80,7 +80,7 @@ const LIST_PAGE_BEFORE: &str = r#"
 /// The page of room `$1` just after seq `$2`: at most `$3` messages, oldest first, as user
 /// `$4` may see them. Same columns, visibility check and index as [`LIST_PAGE_LATEST`],
 /// walked forwards.
-const LIST_PAGE_AFTER: &str = r#"
+pub const LIST_PAGE_AFTER: &str = r#"
     SELECT m.id, m.room_id, m.seq, m.user_email, m.content, m.client_id, m.created_at,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
@@ -130,7 +130,7 @@ pub async fn list_page(
 /// columns of [`LIST_PAGE_LATEST`], through `chat_messages_room_seq_key`. No visibility
 /// check: the stream reads it for subscribers already let into the room (the hub once for
 /// all of a room's subscribers, or one subscriber catching up).
-const LIST_RANGE: &str = r#"
+pub const LIST_RANGE: &str = r#"
     SELECT m.id, m.room_id, m.seq, m.user_email, m.content, m.client_id, m.created_at,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
@@ -162,7 +162,7 @@ pub async fn list_range(
 /// The message of room `$1` sent with client id `$2`, through
 /// `chat_messages_room_client_id_key`, if user `$3` may see the room (the visibility check
 /// of [`LIST_PAGE_LATEST`]); with its columns. A retried send answers with it.
-const FIND_BY_CLIENT_ID: &str = r#"
+pub const FIND_BY_CLIENT_ID: &str = r#"
     SELECT m.id, m.room_id, m.seq, m.user_email, m.content, m.client_id, m.created_at,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
@@ -244,7 +244,7 @@ pub const CLIENT_ID_KEY: &str = "chat_messages_room_client_id_key";
 /// violation of [`CLIENT_ID_KEY`], so the bumped seq and the token are undone with it.
 /// Outside a transaction this is a single autocommit round trip: the room lock is never
 /// held across the network.
-const INSERT_MESSAGE: &str = r#"
+pub const INSERT_MESSAGE: &str = r#"
     WITH quota AS (
         INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
         VALUES ($3, $7, $8 - 1, now())

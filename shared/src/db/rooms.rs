@@ -70,7 +70,7 @@ impl CreateOutcome {
 ///
 /// The outer `LEFT JOIN` on one row makes it return exactly one row: the room's columns are
 /// all `NULL` when nothing was inserted.
-const INSERT_ROOM: &str = r#"
+pub const INSERT_ROOM: &str = r#"
     WITH quota AS (
         INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
         VALUES ($4, $5, $6 - 1, now())
@@ -116,7 +116,7 @@ pub async fn insert_room(
 }
 
 /// The rooms user `$1` may see, in id order (`chat_rooms_pkey`), at most `$2`.
-const LIST_ROOMS: &str = r#"
+pub const LIST_ROOMS: &str = r#"
     SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.members_version
     FROM chat_rooms r
     WHERE (r.visibility = 'public' OR r.created_by = $1
@@ -136,7 +136,7 @@ pub async fn list_rooms(db: impl PgExecutor<'_>, user: &str) -> sqlx::Result<Vec
 }
 
 /// Room `$1`, by `chat_rooms_pkey`, if user `$2` may see it; no row otherwise.
-const FIND_VISIBLE: &str = r#"
+pub const FIND_VISIBLE: &str = r#"
     SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.members_version
     FROM chat_rooms r
     WHERE r.id = $1
@@ -167,7 +167,7 @@ pub struct RoomHead {
 }
 
 /// The head of each room among `$1` that exists, by `chat_rooms_pkey`.
-const HEADS: &str = r#"
+pub const HEADS: &str = r#"
     SELECT id, last_seq, members_version FROM chat_rooms WHERE id = ANY($1)
 "#;
 
@@ -178,7 +178,7 @@ pub async fn heads(db: impl PgExecutor<'_>, ids: &[String]) -> sqlx::Result<Vec<
 
 /// Room `$1`'s visibility and everyone who may read it were it private: its members, then
 /// its owner. No row for a missing room.
-const PRIVATE_READERS: &str = r#"
+pub const PRIVATE_READERS: &str = r#"
     SELECT r.visibility,
            array_append(ARRAY(SELECT user_email FROM chat_room_members WHERE room_id = r.id), r.created_by)
     FROM chat_rooms r

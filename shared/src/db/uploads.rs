@@ -51,7 +51,7 @@ pub struct UploadOutcome {
 ///
 /// The outer `LEFT JOIN` on one row makes it return exactly one row even when nothing was
 /// recorded.
-const INSERT_UPLOAD: &str = r#"
+pub const INSERT_UPLOAD: &str = r#"
     WITH quota AS (
         INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
         VALUES ($3, $8, $9 - 1, now())
@@ -100,7 +100,7 @@ pub async fn insert_upload(
 }
 
 /// The pending uploads among `$1`, by `chat_uploads_pkey`.
-const FIND_UPLOADS: &str = r#"
+pub const FIND_UPLOADS: &str = r#"
     SELECT id, room_id, user_email, object_key, file_name, content_type, size
     FROM chat_uploads
     WHERE id = ANY($1)
@@ -115,7 +115,7 @@ pub async fn find_uploads(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result
 /// `SKIP LOCKED` passes over rows another cleanup run, or a send attaching them, holds, so
 /// concurrent runs never wait on each other or claim the same row. The locks last until the
 /// caller's transaction ends.
-const CLAIM_ORPHANS: &str = r#"
+pub const CLAIM_ORPHANS: &str = r#"
     SELECT id, object_key FROM chat_uploads
     WHERE created_at < $1
     ORDER BY created_at
@@ -138,7 +138,7 @@ pub async fn claim_orphans(
 }
 
 /// Deletes the uploads among `$1`, by `chat_uploads_pkey`.
-const DELETE_UPLOADS: &str = r#"
+pub const DELETE_UPLOADS: &str = r#"
     DELETE FROM chat_uploads WHERE id = ANY($1)
 "#;
 
