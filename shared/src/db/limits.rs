@@ -1,5 +1,13 @@
 //! Per-user token buckets in `chat_rate_limits`, taken in the same statement as the write
 //! they guard: no extra round trip, and they hold across every instance.
+//!
+//! Each guarded statement (`INSERT_MESSAGE`, `INSERT_ROOM`, `INSERT_UPLOAD`) writes the
+//! bucket out in full: a `quota` CTE that upserts the (`user_email`, `action`) row, refilled
+//! by `refill_per_sec` for each second since its last take and capped at `capacity`, minus
+//! the one token taken; the update is skipped, so `quota` has no row, when fewer than one
+//! token is there, and the write checks `EXISTS (SELECT 1 FROM quota)`. Two columns then
+//! report to [`RateLimit::outcome`]: `tokens_left` (from `quota`) and `tokens_before` (the
+//! bucket as it stood before the statement, refilled to now).
 
 use std::time::Duration;
 
@@ -110,60 +118,6 @@ impl Quota {
         headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
     }
 }
-
-/// A CTE named `quota` that takes one token from the bucket of (`$user`, `$action`), with
-/// capacity `$cap` and refill rate `$rate` per second, returning the tokens left, or no row
-/// when the bucket is empty. Guard the write with `EXISTS (SELECT 1 FROM quota)`.
-macro_rules! take_token {
-    ($user:literal, $action:literal, $cap:literal, $rate:literal) => {
-        concat!(
-            "quota AS (
-                INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
-                VALUES (",
-            $user,
-            ", ",
-            $action,
-            ", ",
-            $cap,
-            " - 1, now())
-                ON CONFLICT (user_email, action) DO UPDATE
-                SET tokens = LEAST(",
-            $cap,
-            ", b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * ",
-            $rate,
-            ") - 1,
-                    updated_at = GREATEST(now(), b.updated_at)
-                WHERE LEAST(",
-            $cap,
-            ", b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * ",
-            $rate,
-            ") >= 1
-                RETURNING tokens
-            )"
-        )
-    };
-}
-pub(crate) use take_token;
-
-/// The two columns [`RateLimit::outcome`] reads: `tokens_left` and `tokens_before`.
-macro_rules! quota_columns {
-    ($user:literal, $action:literal, $cap:literal, $rate:literal) => {
-        concat!(
-            "(SELECT tokens FROM quota) AS tokens_left,
-             (SELECT LEAST(",
-            $cap,
-            ", b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * ",
-            $rate,
-            ")
-              FROM chat_rate_limits b WHERE b.user_email = ",
-            $user,
-            " AND b.action = ",
-            $action,
-            ") AS tokens_before"
-        )
-    };
-}
-pub(crate) use quota_columns;
 
 #[cfg(test)]
 mod tests {
