@@ -6,7 +6,6 @@ use anyhow::{Context, anyhow, bail};
 
 use crate::db::limits::RateLimit;
 use crate::domain::AllowedTypes;
-use crate::http::cors::AllowedOrigins;
 
 /// Everything the API can be configured with. Each field maps to one environment
 /// variable, documented in the README's configuration table and `.env.example`.
@@ -310,6 +309,35 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             Some(v) => v
                 .parse()
                 .with_context(|| format!("{name} has an invalid value")),
+        }
+    }
+}
+
+/// Which origins may call the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// No cross-origin access (the default).
+    #[default]
+    None,
+    /// `*`: any origin.
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins such as `https://app.example.com`, or `*`.
+    pub fn parse(raw: &str) -> Self {
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.iter().any(|o| o == "*") {
+            Self::Any
+        } else if origins.is_empty() {
+            Self::None
+        } else {
+            Self::List(origins)
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod realtime;
 pub mod routes;
 pub mod storage;
 pub mod telemetry;
+pub mod views;
 
 #[cfg(feature = "bench")]
 pub mod bench;

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use self::jwks::KeyCache;
 use crate::config::AuthConfig;
 use crate::domain::{Email, User};
-use crate::http::ApiError;
 
 /// Verifies tokens; built once per process (the JWKS cache lives here).
 pub struct Authenticator {
@@ -50,7 +49,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,
-    ) -> Result<User, ApiError> {
+    ) -> Result<User, Unauthorized> {
         let token = match headers.get(http::header::AUTHORIZATION) {
             Some(value) => bearer_token(value.as_bytes())?,
             None => query_token.ok_or_else(|| unauthorized("A bearer token is required."))?,
@@ -61,7 +60,7 @@ impl Authenticator {
     /// Verifies a token. The algorithm decides the key source, never the other way round:
     /// HS256 only with the shared secret, RS256/ES256 only with a JWKS key of that type, so a
     /// public key can never be used as an HMAC secret. `none` and other algorithms fail.
-    pub async fn verify(&self, token: &str) -> Result<User, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<User, Unauthorized> {
         let header = decode_header(token).map_err(|_| unauthorized("The token is not valid."))?;
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.clone(),
@@ -125,7 +124,7 @@ impl Authenticator {
 }
 
 /// `Bearer <token>`, scheme case-insensitive.
-pub fn bearer_token(header: &[u8]) -> Result<&str, ApiError> {
+pub fn bearer_token(header: &[u8]) -> Result<&str, Unauthorized> {
     let value = std::str::from_utf8(header)
         .map_err(|_| unauthorized("The Authorization header is malformed."))?;
     match value.split_once(' ') {
@@ -140,8 +139,14 @@ pub fn bearer_token(header: &[u8]) -> Result<&str, ApiError> {
     }
 }
 
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::Unauthorized(message.to_owned())
+/// Why a token was refused (401 at the edge). The message is safe to show: it never
+/// repeats the token.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unauthorized(pub &'static str);
+
+fn unauthorized(message: &'static str) -> Unauthorized {
+    Unauthorized(message)
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,10 +11,6 @@
 
 use std::time::Duration;
 
-use http::{HeaderValue, Response};
-
-use crate::http::{ApiError, Body};
-
 /// A token bucket: `capacity` tokens (the burst), refilled continuously so that `capacity`
 /// tokens come back every `window`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,7 +73,7 @@ impl RateLimit {
         &self,
         tokens_left: Option<f64>,
         tokens_before: Option<f64>,
-    ) -> Result<Quota, ApiError> {
+    ) -> Result<Quota, Refused> {
         let rate = self.refill_per_sec();
         let reset = |tokens: f64| ((self.capacity() - tokens).max(0.0) / rate).ceil() as u64;
         match tokens_left {
@@ -88,7 +84,7 @@ impl RateLimit {
             }),
             None => {
                 let now = tokens_before.unwrap_or(0.0);
-                Err(ApiError::RateLimited {
+                Err(Refused {
                     retry_after: ((1.0 - now) / rate).ceil().max(1.0) as u64,
                     quota: Quota {
                         limit: self.capacity,
@@ -110,13 +106,11 @@ pub struct Quota {
     pub reset_secs: u64,
 }
 
-impl Quota {
-    pub fn apply(&self, response: &mut Response<Body>) {
-        let headers = response.headers_mut();
-        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
-        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
-        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
-    }
+/// A guarded write refused for an empty bucket: when to retry, and the bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub retry_after: u64,
+    pub quota: Quota,
 }
 
 #[cfg(test)]
@@ -156,7 +150,7 @@ mod tests {
             }
         );
         match limit.outcome(None, Some(0.2)) {
-            Err(ApiError::RateLimited { retry_after, quota }) => {
+            Err(Refused { retry_after, quota }) => {
                 assert_eq!(retry_after, 1);
                 assert_eq!(quota.remaining, 0);
                 assert_eq!(quota.reset_secs, 10);
@@ -166,7 +160,7 @@ mod tests {
         let hourly = RateLimit::parse("room", "10/1h").unwrap();
         assert!(matches!(
             hourly.outcome(None, Some(0.0)),
-            Err(ApiError::RateLimited {
+            Err(Refused {
                 retry_after: 360,
                 ..
             })

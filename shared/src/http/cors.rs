@@ -6,34 +6,9 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::Body;
 use super::body::empty;
 
-/// Which origins may call the API.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum AllowedOrigins {
-    /// No cross-origin access (the default).
-    #[default]
-    None,
-    /// `*`: any origin.
-    Any,
-    List(Vec<String>),
-}
+pub use crate::config::AllowedOrigins;
 
 impl AllowedOrigins {
-    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins such as `https://app.example.com`, or `*`.
-    pub fn parse(raw: &str) -> Self {
-        let origins: Vec<String> = raw
-            .split(',')
-            .map(|o| o.trim().trim_end_matches('/').to_owned())
-            .filter(|o| !o.is_empty())
-            .collect();
-        if origins.iter().any(|o| o == "*") {
-            Self::Any
-        } else if origins.is_empty() {
-            Self::None
-        } else {
-            Self::List(origins)
-        }
-    }
-
     /// The request's `Origin`, when it may call the API.
     fn allowed<'a>(&self, origin: Option<&'a HeaderValue>) -> Option<&'a HeaderValue> {
         let origin = origin?;

@@ -3,6 +3,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{Body, json_response};
+use crate::db::limits::{Quota, Refused};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECS: &str = "2";
@@ -33,10 +34,7 @@ pub enum ApiError {
     PayloadTooLarge { code: &'static str, message: String },
     /// 429: a rate limit; `Retry-After` and `RateLimit-*` say when to come back.
     #[error("Too many requests. Retry in {retry_after} s.")]
-    RateLimited {
-        retry_after: u64,
-        quota: crate::db::limits::Quota,
-    },
+    RateLimited { retry_after: u64, quota: Quota },
     /// 503: this instance is at a capacity limit (open streams).
     #[error("{message}")]
     Overloaded { code: &'static str, message: String },
@@ -152,7 +150,7 @@ impl ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                quota.apply(&mut response);
+                apply_quota(&quota, &mut response);
             }
             Self::Overloaded { .. } | Self::Unavailable(_) => {
                 response.headers_mut().insert(
@@ -163,6 +161,47 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// `RateLimit-*` headers of a limited route.
+pub fn apply_quota(quota: &Quota, response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(quota.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(quota.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(quota.reset_secs));
+}
+
+impl From<crate::realtime::StreamRefused> for ApiError {
+    fn from(refused: crate::realtime::StreamRefused) -> Self {
+        use crate::realtime::StreamRefused;
+        let message = refused.to_string();
+        match refused {
+            StreamRefused::InstanceFull => Self::Overloaded {
+                code: "too_many_streams",
+                message,
+            },
+            StreamRefused::UserLimit(_) => Self::TooMany {
+                code: "too_many_streams_for_user",
+                message,
+                retry_after: 5,
+            },
+        }
+    }
+}
+
+impl From<crate::auth::Unauthorized> for ApiError {
+    fn from(err: crate::auth::Unauthorized) -> Self {
+        Self::Unauthorized(err.0.to_owned())
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        Self::RateLimited {
+            retry_after: refused.retry_after,
+            quota: refused.quota,
+        }
     }
 }
 

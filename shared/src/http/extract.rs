@@ -19,7 +19,7 @@ impl FromRequestParts<App> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        app.auth.authenticate(&parts.headers, None).await.map(Self)
+        Ok(Self(app.auth.authenticate(&parts.headers, None).await?))
     }
 }
 
@@ -33,7 +33,7 @@ impl FromRequestParts<App> for StreamAuthed {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let query = Query::parse(parts.uri.query());
         let token = query.get("access_token")?;
-        app.auth.authenticate(&parts.headers, token).await.map(Self)
+        Ok(Self(app.auth.authenticate(&parts.headers, token).await?))
     }
 }
 

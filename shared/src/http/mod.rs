@@ -1,5 +1,5 @@
 //! HTTP plumbing shared by every function: the router and its layers, extractors, error
-//! rendering, bodies, CORS, SSE framing.
+//! rendering, bodies, CORS.
 
 pub mod body;
 pub mod cors;
@@ -8,7 +8,6 @@ pub mod error;
 pub mod extract;
 pub mod query;
 pub mod router;
-pub mod sse;
 
 pub use body::{Body, BoxError, json_response};
 pub use error::ApiError;

@@ -3,6 +3,7 @@
 //! and fans the frames out to that room's subscribers in process.
 
 mod listener;
+pub mod sse;
 mod stats;
 pub mod subscriber;
 
@@ -16,12 +17,12 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, broadcast, watch};
 
 pub use stats::{Stats, StatsView};
+pub use subscriber::{OpenStream, StreamRefused};
 
 use crate::config::{DatabaseConfig, StreamConfig};
 use crate::db;
-use crate::http::sse;
-use crate::routes::views::MessageView;
 use crate::storage::Storage;
+use crate::views::{MessageView, sign_messages};
 
 /// The live frames a room's subscribers share. A subscriber that falls this far behind is
 /// cut off (it reconnects and catches up from Postgres) rather than waited on.
@@ -291,7 +292,7 @@ impl HubInner {
             self.stats.statements.fetch_add(1, Ordering::Relaxed);
             let rows = db::messages::list_range(&self.db, room, cursor, head, PAGE).await?;
             let fetched = rows.len() as i64;
-            let views = MessageView::build_all(&self.storage, rows).await?;
+            let views = sign_messages(&self.storage, rows).await?;
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
             let Some(feed) = rooms.get_mut(room) else {
                 return Ok(());

@@ -12,12 +12,12 @@ use rand::Rng;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::sse;
 use super::{Delivery, Hub, PAGE, render};
 use crate::db;
 use crate::db::rooms::RoomRow;
 use crate::domain::User;
-use crate::http::{ApiError, BoxError, sse};
-use crate::routes::views::MessageView;
+use crate::views::sign_messages;
 
 /// What `EventSource` waits before reconnecting, in ms.
 pub const RETRY_MS: u64 = 1000;
@@ -26,7 +26,7 @@ const CLIENT_BUFFER: usize = 256;
 /// How long a stalled client is given before it is cut off.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub type FrameResult = Result<Frame<Bytes>, BoxError>;
+pub type FrameResult = Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Where a new stream starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,15 +49,27 @@ impl Start {
     }
 }
 
-/// Counts an open stream, in total and for its user, until it ends, however it ends.
-struct OpenStream {
+/// Why a stream was refused before any work was done for it.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamRefused {
+    /// `STREAM_MAX_PER_INSTANCE` reached, or the instance is shutting down.
+    #[error("This instance has no room for another stream. Retry shortly.")]
+    InstanceFull,
+    /// `STREAM_MAX_PER_USER` reached.
+    #[error("At most {0} streams may be open at once per user.")]
+    UserLimit(usize),
+}
+
+/// A place for one stream, counted in total and for its user until the stream ends,
+/// however it ends. Taken before any database work, so a refused stream costs none.
+pub struct OpenStream {
     hub: Hub,
     user: String,
 }
 
 impl OpenStream {
     /// Counts the stream, or refuses it past the instance's or the user's cap.
-    fn open(hub: &Hub, user: &str) -> Result<Self, ApiError> {
+    fn open(hub: &Hub, user: &str) -> Result<Self, StreamRefused> {
         let inner = hub.inner();
         let total = inner.stats.open_streams.fetch_add(1, Ordering::Relaxed);
         let mine = {
@@ -72,20 +84,10 @@ impl OpenStream {
             user: user.to_owned(),
         };
         if total >= inner.config.max_per_instance || *hub.shutdown_signal().borrow() {
-            return Err(ApiError::Overloaded {
-                code: "too_many_streams",
-                message: "This instance has no room for another stream. Retry shortly.".into(),
-            });
+            return Err(StreamRefused::InstanceFull);
         }
         if mine > inner.max_per_user {
-            return Err(ApiError::TooMany {
-                code: "too_many_streams_for_user",
-                message: format!(
-                    "At most {} streams may be open at once per user.",
-                    inner.max_per_user
-                ),
-                retry_after: 5,
-            });
+            return Err(StreamRefused::UserLimit(inner.max_per_user));
         }
         Ok(guard)
     }
@@ -106,15 +108,20 @@ impl Drop for OpenStream {
 }
 
 impl Hub {
-    /// Opens `user`'s stream on `room`, as they just read it. 503 past
-    /// `STREAM_MAX_PER_INSTANCE` or while shutting down, 429 past `STREAM_MAX_PER_USER`.
+    /// Takes a place for `user`'s next stream: refused past `STREAM_MAX_PER_INSTANCE` or
+    /// while shutting down, and past `STREAM_MAX_PER_USER`. In-process only: no query.
+    pub fn reserve(&self, user: &User) -> Result<OpenStream, StreamRefused> {
+        OpenStream::open(self, &user.email)
+    }
+
+    /// Opens `user`'s stream on `room`, as they just read it, in the place `guard` holds.
     pub fn subscribe(
         &self,
+        guard: OpenStream,
         user: &User,
         room: &RoomRow,
         resume: Option<i64>,
-    ) -> Result<mpsc::Receiver<FrameResult>, ApiError> {
-        let guard = OpenStream::open(self, &user.email)?;
+    ) -> mpsc::Receiver<FrameResult> {
         let live = self.register(&room.id, room.last_seq, room.members_version);
         let start = Start::choose(resume, room.last_seq, self.inner().config.max_backlog);
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
@@ -126,7 +133,7 @@ impl Hub {
             sent: 0,
         };
         tokio::spawn(subscriber.run(start, live, guard));
-        Ok(rx)
+        rx
     }
 }
 
@@ -235,7 +242,7 @@ impl Subscriber {
                 .await
                 .map_err(|e| End::Failed(e.into()))?;
             let fetched = rows.len() as i64;
-            for view in MessageView::build_all(&inner.storage, rows)
+            for view in sign_messages(&inner.storage, rows)
                 .await
                 .map_err(End::Failed)?
             {

@@ -7,16 +7,17 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::views::MessageView;
 use crate::App;
 use crate::db;
 use crate::db::messages::{CLIENT_ID_KEY, FileRow, InsertOutcome, MessageRow, NewMessage};
 use crate::db::uploads::UploadRow;
 use crate::domain::{ClientId, FileIds, MessageContent, Page, RoomId, User};
+use crate::http::error::apply_quota;
 use crate::http::extract::{Authed, JsonBody, RoomPath};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body, json_response};
 use crate::storage::ObjectState;
+use crate::views::{MessageView, sign_message, sign_messages};
 
 /// `GET /api/rooms/{room}/messages?limit=&before=&after=`: one page in ascending `seq`,
 /// with `has_more` in the direction of travel. Files come in the same query.
@@ -40,7 +41,7 @@ pub async fn list(
     {
         return Err(ApiError::room_not_found());
     }
-    let messages = MessageView::build_all(&app.storage, rows).await?;
+    let messages = sign_messages(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,
         &MessagePage {
@@ -113,9 +114,9 @@ pub async fn post(
     };
 
     let row = stored_row(&message, seq, created_at, uploads);
-    let view = MessageView::build(&app.storage, row).await?;
+    let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
-    quota.apply(&mut response);
+    apply_quota(&quota, &mut response);
     Ok(response)
 }
 
@@ -157,7 +158,7 @@ async fn stored_or(
     match db::messages::find_by_client_id(&app.db, room, &user.email, client_id).await? {
         Some(row) => Ok(json_response(
             StatusCode::OK,
-            &MessageView::build(&app.storage, row).await?,
+            &sign_message(&app.storage, row).await?,
         )),
         None => Err(err),
     }

@@ -9,7 +9,6 @@ pub mod messages;
 pub mod rooms;
 pub mod stream;
 pub mod uploads;
-pub mod views;
 
 use http::Method;
 

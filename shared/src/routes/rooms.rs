@@ -4,12 +4,13 @@ use axum::extract::State;
 use http::{Response, StatusCode};
 use serde::Deserialize;
 
-use super::views::RoomView;
 use crate::App;
 use crate::db;
 use crate::domain::{RoomId, RoomName, Visibility};
+use crate::http::error::apply_quota;
 use crate::http::extract::{Authed, JsonBody};
 use crate::http::{ApiError, Body, json_response};
+use crate::views::RoomView;
 
 #[derive(Debug, Deserialize)]
 pub struct CreateRoomRequest {
@@ -49,7 +50,7 @@ pub async fn create(
         }
         .render(),
     };
-    quota.apply(&mut response);
+    apply_quota(&quota, &mut response);
     Ok(response)
 }
 

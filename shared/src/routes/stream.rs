@@ -25,10 +25,12 @@ pub async fn open(
     query: Query,
 ) -> Result<Response<Body>, ApiError> {
     let resume = resume_point(&headers, &query)?;
+    // The caps first: a refused stream costs the database nothing.
+    let place = app.hub.reserve(&user)?;
     let room = db::rooms::find_visible(&app.db, &room, &user.email)
         .await?
         .ok_or_else(ApiError::room_not_found)?;
-    let frames = app.hub.subscribe(&user, &room, resume)?;
+    let frames = app.hub.subscribe(place, &user, &room, resume);
     let body = Body::new(StreamBody::new(ReceiverStream::new(frames)));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;

@@ -12,6 +12,7 @@ use crate::App;
 use crate::db;
 use crate::db::uploads::NewUpload;
 use crate::domain::{ContentType, FileName, RoomId, UploadSize};
+use crate::http::error::apply_quota;
 use crate::http::extract::{Authed, JsonBody};
 use crate::http::{ApiError, Body, json_response};
 use crate::storage::Storage;
@@ -82,6 +83,6 @@ pub async fn presign(
             "expires_at": presigned.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         }),
     );
-    quota.apply(&mut response);
+    apply_quota(&quota, &mut response);
     Ok(response)
 }

@@ -1,4 +1,5 @@
-//! Response shapes: what the API shows of rooms, messages and files.
+//! Response shapes: what the API shows of rooms, messages and files. Views are plain data,
+//! built from rows and already-signed file URLs; [`sign_messages`] signs, then builds.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -60,26 +61,29 @@ pub struct FileView {
 }
 
 impl FileView {
-    pub async fn build(storage: &Storage, file: FileRow) -> anyhow::Result<Self> {
-        Ok(Self {
-            url: storage
-                .file_url(&file.object_key, &file.file_name, &file.content_type)
-                .await?,
+    /// `url` is the file's signed (or public) download URL.
+    pub fn new(file: FileRow, url: String) -> Self {
+        Self {
+            url,
             id: file.id,
             file_name: file.file_name,
             content_type: file.content_type,
             size: file.size,
-        })
+        }
     }
 }
 
 impl MessageView {
-    pub async fn build(storage: &Storage, row: MessageRow) -> anyhow::Result<Self> {
-        let mut files = Vec::with_capacity(row.files.0.len());
-        for file in row.files.0 {
-            files.push(FileView::build(storage, file).await?);
-        }
-        Ok(Self {
+    /// `urls` are the download URLs of `row.files`, in order.
+    pub fn new(row: MessageRow, urls: Vec<String>) -> Self {
+        let files = row
+            .files
+            .0
+            .into_iter()
+            .zip(urls)
+            .map(|(file, url)| FileView::new(file, url))
+            .collect();
+        Self {
             id: row.id,
             room_id: row.room_id,
             seq: row.seq,
@@ -88,16 +92,33 @@ impl MessageView {
             client_id: row.client_id,
             created_at: row.created_at,
             files,
-        })
-    }
-
-    /// One after another: a file URL is signed locally (no I/O) or comes from the cache, so
-    /// joining futures would only add allocations and polls to every page.
-    pub async fn build_all(storage: &Storage, rows: Vec<MessageRow>) -> anyhow::Result<Vec<Self>> {
-        let mut views = Vec::with_capacity(rows.len());
-        for row in rows {
-            views.push(Self::build(storage, row).await?);
         }
-        Ok(views)
     }
+}
+
+/// Signs each message's file URLs, then builds its view. One after another: a URL is
+/// signed locally (no I/O) or comes from the cache, so joining futures would only add
+/// allocations and polls to every page.
+pub async fn sign_messages(
+    storage: &Storage,
+    rows: Vec<MessageRow>,
+) -> anyhow::Result<Vec<MessageView>> {
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        views.push(sign_message(storage, row).await?);
+    }
+    Ok(views)
+}
+
+/// [`sign_messages`] for one message.
+pub async fn sign_message(storage: &Storage, row: MessageRow) -> anyhow::Result<MessageView> {
+    let mut urls = Vec::with_capacity(row.files.0.len());
+    for file in &row.files.0 {
+        urls.push(
+            storage
+                .file_url(&file.object_key, &file.file_name, &file.content_type)
+                .await?,
+        );
+    }
+    Ok(MessageView::new(row, urls))
 }
