@@ -5,6 +5,7 @@ mod bad_input;
 mod cleanup;
 mod cors;
 mod failure;
+mod hardening;
 mod helpers;
 mod jwks;
 mod limits;

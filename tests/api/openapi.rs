@@ -839,6 +839,14 @@ async fn real_responses_match_the_spec() {
         )
         .await;
     assert_eq!(first, again);
+    api.expect(
+        ("POST", MESSAGES, general),
+        Some(BOB),
+        Some(json!({"content": "mine", "client_id": client_id})),
+        409,
+        Some("client_id_taken"),
+    )
+    .await;
     for n in 0..4 {
         api.expect(
             ("POST", MESSAGES, general),
@@ -1064,7 +1072,7 @@ async fn real_responses_match_the_spec() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_query"))
+        (400, Some("invalid_last_event_id"))
     );
     api.expect(
         ("GET", STREAM, stream),

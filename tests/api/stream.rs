@@ -146,7 +146,8 @@ async fn streams_refuse_bad_resume_points_and_unknown_rooms() {
         .send()
         .await
         .unwrap();
-    assert_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+    // The README's code for a bad header (issue "Hardening", item 10).
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_last_event_id").await;
     let response = app
         .get_as(ALICE, "/api/rooms/general/stream?after=-1")
         .await;

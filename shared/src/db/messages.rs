@@ -169,7 +169,7 @@ pub const FIND_BY_CLIENT_ID: &str = r#"
                        'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files
     FROM chat_messages m
-    WHERE m.room_id = $1 AND m.client_id = $2
+    WHERE m.room_id = $1 AND m.client_id = $2 AND m.user_email = $3
       AND EXISTS (SELECT 1 FROM chat_rooms r
                   WHERE r.id = $1
                     AND (r.visibility = 'public' OR r.created_by = $3
@@ -177,7 +177,8 @@ pub const FIND_BY_CLIENT_ID: &str = r#"
                                     WHERE mm.room_id = r.id AND mm.user_email = $3)))
 "#;
 
-/// The stored message sent with `client_id` in `room`, if `user` may see the room.
+/// The stored message `user` sent with `client_id` in `room`, if they may still see the
+/// room. Another author's message under the same key is never returned.
 pub async fn find_by_client_id(
     db: impl PgExecutor<'_>,
     room: &RoomId,

@@ -8,7 +8,8 @@ use super::invalid;
 pub const MAX_CONTENT_CHARS: usize = 4000;
 pub const MAX_FILES: usize = 10;
 
-/// 1 to 4000 characters, stored byte-for-byte; blank only when files are attached.
+/// 1 to 4000 characters, stored byte-for-byte; blank only when files are attached. No NUL
+/// (U+0000): Postgres `text` cannot hold it, so it is refused rather than altered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageContent(String);
 
@@ -19,6 +20,9 @@ impl MessageContent {
                 "content",
                 format!("must be at most {MAX_CONTENT_CHARS} characters"),
             ));
+        }
+        if raw.contains('\0') {
+            return Err(invalid("content", "must not contain NUL (U+0000)"));
         }
         if raw.trim().is_empty() && !has_files {
             return Err(invalid(
@@ -70,6 +74,12 @@ pub type ClientId = Uuid;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_with_nul_is_refused() {
+        assert!(MessageContent::parse("a\0b".into(), false).is_err());
+        assert!(MessageContent::parse("a\tb\nc".into(), false).is_ok());
+    }
 
     #[test]
     fn content_is_1_to_4000_characters() {

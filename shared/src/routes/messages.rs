@@ -104,11 +104,22 @@ pub async fn post(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) if db::is_unique_violation(&err, CLIENT_ID_KEY) => {
-            return stored_or(app, user, room, message.client_id, err.into()).await;
+            // Ours: a retry. Someone else's: the key is taken in this room.
+            let taken = ApiError::Conflict {
+                code: "client_id_taken",
+                message:
+                    "Another author's message in this room has that `client_id`; pick a new one."
+                        .into(),
+            };
+            return stored_or(app, user, room, message.client_id, taken).await;
         }
         Err(err) => return Err(err.into()),
     };
-    let quota = limit.outcome(outcome.tokens_left, outcome.tokens_before)?;
+    let quota = match limit.outcome(outcome.tokens_left, outcome.tokens_before) {
+        Ok(quota) => quota,
+        // A retry of a stored send costs nothing, even with the bucket empty.
+        Err(refused) => return stored_or(app, user, room, message.client_id, refused.into()).await,
+    };
     let (Some(seq), Some(created_at)) = (outcome.seq, outcome.created_at) else {
         return Err(ApiError::room_not_found());
     };

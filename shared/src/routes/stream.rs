@@ -57,7 +57,12 @@ pub fn resume_point(headers: &HeaderMap, query: &Query) -> Result<Option<i64>, A
         .map(str::trim)
         .filter(|v| !v.is_empty());
     let cursor = match header {
-        Some(v) => Some(Cursor::parse("Last-Event-ID", v)?),
+        Some(v) => Some(Cursor::parse("Last-Event-ID", v).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "`Last-Event-ID` must be a seq: a whole number, zero or more.",
+            )
+        })?),
         None => query
             .get("after")?
             .map(|v| Cursor::parse("after", v))

@@ -1,0 +1,209 @@
+//! Regression tests for what an adversarial probe found (each fails without its fix).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::db::limits::RateLimit;
+
+use crate::helpers::{ALICE, BOB, TestApp, assert_error};
+
+#[tokio::test]
+async fn a_nul_byte_in_content_is_a_400_not_a_500() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let response = app
+        .post_message("general", &json!({"content": "a\u{0000}b"}))
+        .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_field").await;
+    // Other text round-trips byte for byte.
+    let stored = app.send("general", "tab\there\nnew line").await;
+    assert_eq!(stored["content"], "tab\there\nnew line");
+}
+
+#[tokio::test]
+async fn a_kelvin_sign_email_is_not_the_ascii_user() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .post_as(
+            ALICE,
+            "/api/rooms",
+            &json!({"id": "kates", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = app
+        .post_as(
+            ALICE,
+            "/api/rooms/kates/members",
+            &json!({"email": "kate@example.com"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // KELVIN SIGN (U+212A) lower-cases to ASCII `k` under Unicode rules.
+    let impostor = "\u{212A}ate@example.com";
+    let response = app.get_as(impostor, "/api/rooms/kates/messages").await;
+    assert_error(response, StatusCode::NOT_FOUND, "room_not_found").await;
+    let response = app
+        .get_as("KATE@example.com", "/api/rooms/kates/messages")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "ASCII case still folds");
+}
+
+#[tokio::test]
+async fn a_member_email_with_two_ats_is_refused() {
+    let app = TestApp::spawn().await;
+    app.post_as(
+        ALICE,
+        "/api/rooms",
+        &json!({"id": "team", "visibility": "private"}),
+    )
+    .await;
+    let response = app
+        .post_as(ALICE, "/api/rooms/team/members", &json!({"email": "a@b@c"}))
+        .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_field").await;
+}
+
+#[tokio::test]
+async fn a_bad_last_event_id_is_invalid_last_event_id() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    for bad in ["abc", "-1", "123456789012345678901234567890"] {
+        let response = app
+            .client
+            .get(app.url("/api/rooms/general/stream"))
+            .bearer_auth(app.token(ALICE))
+            .header("last-event-id", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_last_event_id").await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_id_belongs_to_its_author() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let client_id = uuid::Uuid::new_v4();
+    let alices: Value = app
+        .post_message_as(
+            ALICE,
+            "general",
+            &json!({"content": "alice's", "client_id": client_id}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .post_message_as(
+            BOB,
+            "general",
+            &json!({"content": "bob's", "client_id": client_id}),
+        )
+        .await;
+    let body = assert_error(response, StatusCode::CONFLICT, "client_id_taken").await;
+    assert!(!body.contains("alice's"));
+    // Alice's retry still answers her own message.
+    let again = app
+        .post_message_as(
+            ALICE,
+            "general",
+            &json!({"content": "alice's", "client_id": client_id}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], alices["id"]);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_stored_send_answers_200_with_the_bucket_empty() {
+    let app = TestApp::spawn_with(|c| {
+        c.limits.posts = RateLimit::parse("post", "2/1h").unwrap();
+    })
+    .await;
+    app.room("general").await;
+    let client_id = uuid::Uuid::new_v4();
+    let first = app
+        .post_message(
+            "general",
+            &json!({"content": "one", "client_id": client_id}),
+        )
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    app.send("general", "two").await;
+    // The bucket is empty now: a new send is refused...
+    let refused = app
+        .post_message("general", &json!({"content": "three"}))
+        .await;
+    assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // ...but the retry of the stored one is answered with it.
+    let retry = app
+        .post_message(
+            "general",
+            &json!({"content": "one", "client_id": client_id}),
+        )
+        .await;
+    assert_eq!(retry.status(), StatusCode::OK);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["id"], first["id"]);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_json_with_cors_and_nosniff() {
+    let origin = "https://app.example.com";
+    let app = TestApp::spawn_with(|c| {
+        c.cors = shared::http::cors::AllowedOrigins::parse(origin);
+    })
+    .await;
+    app.room("general").await;
+    let big = format!("{{\"content\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let response = app
+        .client
+        .post(app.url("/api/rooms/general/messages"))
+        .bearer_auth(app.token(ALICE))
+        .header("origin", origin)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").await;
+    assert_eq!(headers["access-control-allow-origin"], origin);
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers.get_all("vary").iter().any(|v| v == "Origin"));
+}
+
+#[tokio::test]
+async fn a_stream_refused_by_the_per_user_cap_runs_no_query() {
+    let app = TestApp::spawn_with(|c| c.limits.streams_per_user = 1).await;
+    app.room("general").await;
+    let open = app
+        .client
+        .get(app.url("/api/rooms/general/stream"))
+        .bearer_auth(app.token(ALICE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    // The refused stream names a room that does not exist: had it run the room lookup, it
+    // would answer 404 instead of the cap's 429.
+    let refused = app
+        .client
+        .get(app.url("/api/rooms/nowhere/stream"))
+        .bearer_auth(app.token(ALICE))
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(
+        refused,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams_for_user",
+    )
+    .await;
+    drop(open);
+}
