@@ -16,8 +16,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod vercel;
 
-#[cfg(feature = "bench")]
-pub mod bench;
 #[cfg(feature = "dev")]
 pub mod dev;
 

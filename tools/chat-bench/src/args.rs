@@ -262,9 +262,8 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "dev")]
     #[test]
     fn the_default_secret_is_the_dev_servers() {
-        assert_eq!(DEV_JWT_SECRET, crate::dev::stack::DEV_JWT_SECRET);
+        assert_eq!(DEV_JWT_SECRET, shared::dev::stack::DEV_JWT_SECRET);
     }
 }
