@@ -16,9 +16,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod vercel;
 
-#[cfg(feature = "dev")]
-pub mod dev;
-
 pub use app::App;
 pub use config::Config;
 pub use http::router::Function;

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use chat_dev::server::serve;
+use chat_dev::{EmbeddedPostgres, EmbeddedS3};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared::config::Config;
-use shared::dev::server::serve;
-use shared::dev::{EmbeddedPostgres, EmbeddedS3};
 use shared::{App, auth::mint_token};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;

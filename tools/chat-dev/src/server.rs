@@ -14,16 +14,16 @@ use hyper_util::server::conn::auto;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::App;
-use crate::auth::mint_token;
-use crate::http::body::{collect, empty, full, parse_json};
-use crate::http::{ApiError, Body, json_response};
+use shared::App;
+use shared::auth::mint_token;
+use shared::http::body::{collect, empty, full, parse_json};
+use shared::http::{ApiError, Body, json_response};
 
 /// How long a dev token lives.
 const DEV_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// Routes only the dev server has (never deployed), as (method, path template); the public
-/// ones are [`crate::http::router::ROUTES`]. `openapi.yaml` documents both.
+/// ones are [`shared::http::router::ROUTES`]. `openapi.yaml` documents both.
 pub const DEV_ROUTES: &[(&str, &str)] = &[("POST", "/api/dev/token")];
 
 /// Accepts connections until `shutdown` resolves, then ends open streams.
@@ -110,9 +110,10 @@ fn dev_token(app: &App, request: &Request<Bytes>) -> Result<Response<Body>, ApiE
     ))
 }
 
-/// The repository root, fixed at build time: `public/` and `client/` are under it.
+/// The repository root, fixed at build time (this crate is `tools/chat-dev/`): `public/`
+/// and `client/` are under it.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The file a static path names, relative to the repository root: `public/` at `/`, and
