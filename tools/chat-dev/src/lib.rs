@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod s3;
 pub mod server;
 pub mod stack;
+pub mod token;
 
 pub use postgres::EmbeddedPostgres;
 pub use s3::EmbeddedS3;

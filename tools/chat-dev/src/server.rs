@@ -12,12 +12,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::Deserialize;
-use tokio::net::TcpListener;
-
 use shared::App;
-use shared::auth::mint_token;
 use shared::http::body::{collect, empty, full, parse_json};
 use shared::http::{ApiError, Body, json_response};
+use tokio::net::TcpListener;
+
+use crate::token::mint_token;
 
 /// How long a dev token lives.
 const DEV_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;

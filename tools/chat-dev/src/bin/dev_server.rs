@@ -4,7 +4,7 @@
 use anyhow::Context;
 use chat_dev::server::serve;
 use chat_dev::stack::DevStack;
-use shared::auth::mint_token;
+use chat_dev::token::mint_token;
 use shared::{App, db, telemetry};
 
 #[tokio::main]
