@@ -17,11 +17,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod views;
 
-#[cfg(feature = "bench")]
-pub mod bench;
-#[cfg(feature = "dev")]
-pub mod dev;
-
 pub use app::App;
 pub use config::Config;
 pub use http::router::Function;

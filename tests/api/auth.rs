@@ -30,10 +30,10 @@ async fn missing_forged_and_expired_tokens_are_401_on_every_route() {
     let forged = {
         let mut auth = app.app.config.auth.clone();
         auth.jwt_secret = Some("not-the-secret".into());
-        shared::auth::mint_token(&auth, "alice@example.com", 3600).unwrap()
+        chat_dev::token::mint_token(&auth, "alice@example.com", 3600).unwrap()
     };
     let expired =
-        shared::auth::mint_token(&app.app.config.auth, "alice@example.com", -3600).unwrap();
+        chat_dev::token::mint_token(&app.app.config.auth, "alice@example.com", -3600).unwrap();
     let tokens: [(&str, Option<String>); 5] = [
         ("missing", None),
         ("forged", Some(forged)),

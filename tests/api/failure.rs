@@ -1,8 +1,8 @@
 use std::time::{Duration, Instant};
 
+use chat_dev::EmbeddedS3;
 use reqwest::StatusCode;
 use serde_json::json;
-use shared::dev::EmbeddedS3;
 
 use crate::helpers::{ALICE, TestApp, assert_error, base_config};
 

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use chat_dev::server::serve;
+use chat_dev::token::mint_token;
+use chat_dev::{EmbeddedPostgres, EmbeddedS3};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use shared::App;
 use shared::config::Config;
-use shared::dev::server::serve;
-use shared::dev::{EmbeddedPostgres, EmbeddedS3};
-use shared::{App, auth::mint_token};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 

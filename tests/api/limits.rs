@@ -1,9 +1,9 @@
 //! Rate limits: per-user token buckets in Postgres, shared by every instance.
 
+use chat_dev::EmbeddedS3;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
-use shared::dev::EmbeddedS3;
 
 use crate::helpers::{ALICE, BOB, TestApp, assert_error, base_config};
 

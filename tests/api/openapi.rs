@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use chat_dev::EmbeddedS3;
+use chat_dev::server::DEV_ROUTES;
 use futures_util::StreamExt;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
-use shared::dev::EmbeddedS3;
-use shared::dev::server::DEV_ROUTES;
 
 use crate::helpers::{ALICE, BOB, TestApp, base_config};
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use chat_dev::{EmbeddedPostgres, EmbeddedS3};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::dev::{EmbeddedPostgres, EmbeddedS3};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;

@@ -137,9 +137,9 @@ async fn every_route_refuses_what_it_must_with_the_error_shape() {
     let forged = {
         let mut auth = app.app.config.auth.clone();
         auth.jwt_secret = Some("forged".into());
-        shared::auth::mint_token(&auth, ALICE, 3600).unwrap()
+        chat_dev::token::mint_token(&auth, ALICE, 3600).unwrap()
     };
-    let expired = shared::auth::mint_token(&app.app.config.auth, ALICE, -3600).unwrap();
+    let expired = chat_dev::token::mint_token(&app.app.config.auth, ALICE, -3600).unwrap();
 
     for route in routes() {
         for caller in [

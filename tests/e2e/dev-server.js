@@ -1,4 +1,4 @@
-// Starts the dev server (`cargo run -p chat-shared --features dev --bin dev-server`) on a
+// Starts the dev server (`cargo run -p chat-dev --bin dev-server`) on a
 // free port for a test, waits for /api/health, and stops it (SIGINT to its process group,
 // so its throwaway Postgres shuts down too).
 import { spawn } from "node:child_process";
@@ -26,7 +26,7 @@ function freePort() {
  */
 export async function startDevServer({ env = {}, timeoutMs = 600_000 } = {}) {
   const port = await freePort();
-  const child = spawn("cargo", ["run", "-q", "-p", "chat-shared", "--features", "dev", "--bin", "dev-server"], {
+  const child = spawn("cargo", ["run", "-q", "-p", "chat-dev", "--bin", "dev-server"], {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
     stdio: ["ignore", "ignore", "inherit"],

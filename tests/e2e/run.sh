@@ -20,9 +20,9 @@ done
 
 export STREAM_MAX_SECONDS=3
 # DEV_SERVER_BIN: a dev-server binary already built (CI reuses the one it built for the
-# benchmark smoke run instead of compiling another feature set).
+# benchmark smoke run instead of building it again).
 if [ -z "${DEV_SERVER_BIN:-}" ]; then
-  cargo build -q -p chat-shared --features dev --bin dev-server
+  cargo build -q -p chat-dev --bin dev-server
   DEV_SERVER_BIN=$ROOT/target/debug/dev-server
 fi
 

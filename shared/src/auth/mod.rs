@@ -5,10 +5,7 @@
 mod jwks;
 
 use http::HeaderMap;
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header,
-};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 
 use self::jwks::KeyCache;
 use crate::config::AuthConfig;
@@ -149,44 +146,41 @@ fn unauthorized(message: &'static str) -> Unauthorized {
     Unauthorized(message)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims<'a> {
-    email: &'a str,
-    exp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
-}
-
-/// Mints an HS256 token for `email`, valid for `ttl_secs` (dev server, tests, benchmarks).
-pub fn mint_token(config: &AuthConfig, email: &str, ttl_secs: i64) -> anyhow::Result<String> {
-    let secret = config
-        .jwt_secret
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("AUTH_JWT_SECRET is not set"))?;
-    let claims = Claims {
-        email,
-        exp: (chrono::Utc::now().timestamp() + ttl_secs).max(0) as u64,
-        iss: config.issuer.as_deref(),
-        aud: config.audience.as_deref(),
-    };
-    Ok(encode_hs256(secret, &claims)?)
-}
-
-fn encode_hs256(secret: &str, claims: &impl Serialize) -> jsonwebtoken::errors::Result<String> {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use jsonwebtoken::{EncodingKey, Header};
+
     use super::*;
+
+    /// The product only verifies tokens; minting is the dev kit's
+    /// (`chat_dev::token::mint_token`), so these tests sign their own the same way.
+    fn mint_token(config: &AuthConfig, email: &str, ttl_secs: i64) -> anyhow::Result<String> {
+        let mut claims = serde_json::json!({
+            "email": email,
+            "exp": (chrono::Utc::now().timestamp() + ttl_secs).max(0),
+        });
+        if let Some(iss) = &config.issuer {
+            claims["iss"] = iss.as_str().into();
+        }
+        if let Some(aud) = &config.audience {
+            claims["aud"] = aud.as_str().into();
+        }
+        let secret = config.jwt_secret.as_deref().expect("a test secret");
+        Ok(encode_hs256(secret, &claims)?)
+    }
+
+    fn encode_hs256(
+        secret: &str,
+        claims: &serde_json::Value,
+    ) -> jsonwebtoken::errors::Result<String> {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+    }
 
     fn config() -> AuthConfig {
         AuthConfig {

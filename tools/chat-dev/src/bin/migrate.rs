@@ -1,4 +1,4 @@
-//! Applies pending migrations: `cargo migrate` (or `cargo run -p chat-shared --bin migrate`)
+//! Applies pending migrations: `cargo migrate` (or `cargo run -p chat-dev --bin migrate`)
 //! with `DATABASE_URL_UNPOOLED` or `DATABASE_URL` set. A deploy step, never a cold-start one.
 
 use anyhow::Context;

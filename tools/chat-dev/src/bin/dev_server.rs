@@ -2,9 +2,9 @@
 //! nothing configured it starts a throwaway Postgres and an in-process S3 server.
 
 use anyhow::Context;
-use shared::auth::mint_token;
-use shared::dev::server::serve;
-use shared::dev::stack::DevStack;
+use chat_dev::server::serve;
+use chat_dev::stack::DevStack;
+use chat_dev::token::mint_token;
 use shared::{App, db, telemetry};
 
 #[tokio::main]

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    shared::bench::main().await
+    chat_bench::main().await
 }

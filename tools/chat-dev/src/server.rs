@@ -13,26 +13,26 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde::Deserialize;
+use shared::App;
+use shared::http::body::empty;
+use shared::http::extract::JsonBody;
+use shared::http::router::ApiService;
+use shared::http::{ApiError, Body, json_response};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::App;
-use crate::auth::mint_token;
-use crate::http::body::empty;
-use crate::http::extract::JsonBody;
-use crate::http::router::ApiService;
-use crate::http::{ApiError, Body, json_response};
+use crate::token::mint_token;
 
 /// How long a dev token lives.
 const DEV_TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// Routes only the dev server has (never deployed), as (method, path template); the public
-/// ones are [`crate::routes::table`]. `openapi.yaml` documents both.
+/// ones are [`shared::routes::table`]. `openapi.yaml` documents both.
 pub const DEV_ROUTES: &[(&str, &str)] = &[("POST", "/api/dev/token")];
 
 /// Every route of the route table, plus the dev-only ones, as one service.
 pub fn api(app: App) -> ApiService {
-    crate::routes::all()
+    shared::routes::all()
         .route("/api/dev/token", post(dev_token))
         .into_service(app)
 }
@@ -116,9 +116,10 @@ async fn dev_token(
     ))
 }
 
-/// The repository root, fixed at build time: `public/` and `client/` are under it.
+/// The repository root, fixed at build time (this crate is `tools/chat-dev/`): `public/`
+/// and `client/` are under it.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The file a static path names, relative to the repository root: `public/` at `/`, and

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
+use shared::config::Config;
 
-use super::{EmbeddedPostgres, EmbeddedS3};
-use crate::config::Config;
+use crate::{EmbeddedPostgres, EmbeddedS3};
 
 /// The secret dev tokens are signed with when `AUTH_JWT_SECRET` is unset.
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-do-not-deploy";

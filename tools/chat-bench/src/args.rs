@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 /// The secret the dev server signs tokens with when `AUTH_JWT_SECRET` is unset (the same
-/// value as `shared::dev::stack::DEV_JWT_SECRET`, which a test keeps in step).
+/// value as `chat_dev::stack::DEV_JWT_SECRET`, which a test keeps in step).
 pub const DEV_JWT_SECRET: &str = "dev-only-secret-do-not-deploy";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -262,9 +262,8 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "dev")]
     #[test]
     fn the_default_secret_is_the_dev_servers() {
-        assert_eq!(DEV_JWT_SECRET, crate::dev::stack::DEV_JWT_SECRET);
+        assert_eq!(DEV_JWT_SECRET, chat_dev::stack::DEV_JWT_SECRET);
     }
 }

@@ -21,7 +21,7 @@ pub enum Tokens {
     Mint(Minter),
 }
 
-/// Mints HS256 tokens with an `email` claim, as the API's own `auth::mint_token` does.
+/// Mints HS256 tokens with an `email` claim, as the dev kit's `chat_dev::token::mint_token` does.
 #[derive(Clone)]
 pub struct Minter {
     pub secret: String,
