@@ -7,6 +7,7 @@ mod cors;
 mod failure;
 mod helpers;
 mod jwks;
+mod lambda;
 mod limits;
 mod listing;
 mod openapi;
