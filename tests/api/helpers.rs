@@ -106,8 +106,10 @@ pub async fn fresh_database() -> String {
     with_database(&cluster.admin_url, &name)
 }
 
-pub fn base_config(database_url: &str, s3: &EmbeddedS3) -> Config {
-    let vars: HashMap<&str, String> = HashMap::from([
+/// The settings every test runs with, as the environment variables a deployment sets (the
+/// function binaries under the Lambda emulator get exactly these).
+pub fn base_env(database_url: &str, s3: &EmbeddedS3) -> HashMap<&'static str, String> {
+    HashMap::from([
         ("DATABASE_URL", database_url.to_owned()),
         ("AUTH_JWT_SECRET", SECRET.to_owned()),
         ("S3_ENDPOINT", s3.endpoint.clone()),
@@ -120,7 +122,11 @@ pub fn base_config(database_url: &str, s3: &EmbeddedS3) -> Config {
         ("RATE_LIMIT_UPLOADS", "off".to_owned()),
         ("RATE_LIMIT_ROOMS", "off".to_owned()),
         ("STREAM_MAX_PER_USER", "100000".to_owned()),
-    ]);
+    ])
+}
+
+pub fn base_config(database_url: &str, s3: &EmbeddedS3) -> Config {
+    let vars = base_env(database_url, s3);
     Config::from_lookup(|k| vars.get(k).cloned()).expect("test config")
 }
 

@@ -8,6 +8,7 @@ mod failure;
 mod hardening;
 mod helpers;
 mod jwks;
+mod lambda;
 mod limits;
 mod listing;
 mod openapi;

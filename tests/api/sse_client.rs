@@ -53,7 +53,11 @@ impl RawStream {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.send().await.unwrap();
+        Self::from_response(request.send().await.unwrap())
+    }
+
+    /// Reads a stream some other way opened (through the Lambda emulator, say); it must be a 200.
+    pub fn from_response(response: reqwest::Response) -> Self {
         assert_eq!(response.status(), reqwest::StatusCode::OK);
         let headers = response.headers().clone();
         Self {
