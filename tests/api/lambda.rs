@@ -16,12 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use chat_dev::EmbeddedS3;
+use chat_dev::token::mint_token;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared::Function;
-use shared::auth::mint_token;
 use shared::config::Config;
-use shared::dev::EmbeddedS3;
 use uuid::Uuid;
 
 use crate::helpers::{ALICE, base_env, fresh_database};
