@@ -132,7 +132,11 @@ for (const bin of bins) {
   if (!existsSync(join(release, bin.name))) fail(`${join(release, bin.name)} missing`);
 }
 
-console.table(rows);
+for (const r of rows) {
+  console.log(
+    `  ${r.function.padEnd(28)} bin ${r.bin.padEnd(16)} ${r.MB.padStart(5)} MB  maxDuration ${String(r.maxDuration).padEnd(7)} streaming ${r.streaming}  ${r.executable}`,
+  );
+}
 console.log(`config.json: ${routes.length} routes, crons ${JSON.stringify(config.crons ?? [])}`);
 if (problems.length > 0) {
   console.error(`\nvercel build output check FAILED (${problems.length}):`);
