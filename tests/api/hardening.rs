@@ -207,3 +207,76 @@ async fn a_stream_refused_by_the_per_user_cap_runs_no_query() {
     .await;
     drop(open);
 }
+
+/// Item 1: once `DELETE …/members/{email}` has answered, nothing posted after it reaches that
+/// member's open stream, in either real-time mode. Before the fix the NOTIFY wake-up fanned
+/// out new messages while membership was only re-read on the timed poll.
+async fn removed_member_gets_nothing_posted_after_removal(wake_up: bool) {
+    use crate::sse_client::RawStream;
+    use std::time::Duration;
+    let app = TestApp::spawn_with(|c| {
+        // A slow timed poll, so the wake-up path is what delivers.
+        c.stream.poll_interval = Duration::from_millis(if wake_up { 2000 } else { 300 });
+        if wake_up {
+            c.database.url_unpooled = Some(c.database.url.clone());
+        }
+    })
+    .await;
+    for trial in 0..5 {
+        let room = format!("secret{trial}");
+        let created = app
+            .post_as(
+                ALICE,
+                "/api/rooms",
+                &json!({"id": room, "visibility": "private"}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        app.post_as(
+            ALICE,
+            &format!("/api/rooms/{room}/members"),
+            &json!({"email": BOB}),
+        )
+        .await;
+        let mut bobs = RawStream::open_as(&app, BOB, &room, "", None).await;
+        // Registered, and the wake-up path warmed up by one message Bob may see.
+        let before = app.send(&room, "before").await;
+        loop {
+            let block = bobs.next_event(Duration::from_secs(5)).await.expect("open");
+            if block.id.as_deref() == Some(&before["seq"].to_string()) {
+                break;
+            }
+        }
+        let removed = app
+            .client
+            .delete(app.url(&format!("/api/rooms/{room}/members/{BOB}")))
+            .bearer_auth(app.token(ALICE))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+        for n in 0..5 {
+            app.send(&room, &format!("after {n}")).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Bob's stream ends; nothing posted after the removal is in it.
+        while let Some(block) = bobs.next(Duration::from_secs(5)).await {
+            if let Some(data) = &block.data {
+                assert!(
+                    !data.contains("after "),
+                    "trial {trial} (wake-up {wake_up}): a removed member received {data}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_removed_member_receives_nothing_posted_after_removal_with_the_wake_up() {
+    removed_member_gets_nothing_posted_after_removal(true).await;
+}
+
+#[tokio::test]
+async fn a_removed_member_receives_nothing_posted_after_removal_when_polling() {
+    removed_member_gets_nothing_posted_after_removal(false).await;
+}

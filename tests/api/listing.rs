@@ -161,7 +161,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 18] = [
+    let statements: [(&str, &str, Binds); 19] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -172,6 +172,9 @@ async fn every_query_the_api_runs_uses_an_index() {
             q.bind(ROOM).bind(900_i64).bind(101_i64).bind(ALICE)
         }),
         ("LIST_RANGE", messages::LIST_RANGE, |q| {
+            q.bind(ROOM).bind(10_i64).bind(20_i64).bind(500_i64)
+        }),
+        ("HUB_RANGE", messages::HUB_RANGE, |q| {
             q.bind(ROOM).bind(10_i64).bind(20_i64).bind(500_i64)
         }),
         ("FIND_BY_CLIENT_ID", messages::FIND_BY_CLIENT_ID, |q| {

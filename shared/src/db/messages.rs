@@ -159,6 +159,47 @@ pub async fn list_range(
         .await
 }
 
+/// [`LIST_RANGE`] for the stream hub, with the room's `members_version` on every row, read in
+/// the same statement (one snapshot): a message committed after a membership change comes
+/// with the bumped version, so the hub re-reads who may see the room before it sends it.
+pub const HUB_RANGE: &str = r#"
+    SELECT m.id, m.room_id, m.seq, m.user_email, m.content, m.client_id, m.created_at,
+           (SELECT COALESCE(json_agg(json_build_object(
+                       'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+            FROM chat_message_files f WHERE f.message_id = m.id) AS files,
+           (SELECT r.members_version FROM chat_rooms r WHERE r.id = $1) AS members_version
+    FROM chat_messages m
+    WHERE m.room_id = $1 AND m.seq > $2 AND m.seq <= $3
+    ORDER BY m.seq ASC
+    LIMIT $4
+"#;
+
+/// A row of [`HUB_RANGE`].
+#[derive(Debug, sqlx::FromRow)]
+pub struct HubRow {
+    #[sqlx(flatten)]
+    pub message: MessageRow,
+    pub members_version: i64,
+}
+
+/// [`list_range`] with the room's membership version (the stream hub's read).
+pub async fn hub_range(
+    db: impl PgExecutor<'_>,
+    room: &str,
+    after: i64,
+    up_to: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<HubRow>> {
+    sqlx::query_as(HUB_RANGE)
+        .bind(room)
+        .bind(after)
+        .bind(up_to)
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}
+
 /// The message of room `$1` sent with client id `$2`, through
 /// `chat_messages_room_client_id_key`, if user `$3` may see the room (the visibility check
 /// of [`LIST_PAGE_LATEST`]); with its columns. A retried send answers with it.

@@ -290,8 +290,21 @@ impl HubInner {
     async fn deliver(&self, room: &str, mut cursor: i64, head: i64) -> anyhow::Result<()> {
         loop {
             self.stats.statements.fetch_add(1, Ordering::Relaxed);
-            let rows = db::messages::list_range(&self.db, room, cursor, head, PAGE).await?;
+            let rows = db::messages::hub_range(&self.db, room, cursor, head, PAGE).await?;
             let fetched = rows.len() as i64;
+            // A membership change committed before these messages: tell the subscribers who
+            // may still read the room first, on the same channel, so a removed member's
+            // stream ends before any of them (the wake-up path has no heads query).
+            if let Some(version) = rows.first().map(|r| r.members_version) {
+                let head = db::rooms::RoomHead {
+                    id: room.to_owned(),
+                    last_seq: head,
+                    members_version: version,
+                };
+                self.announce_membership_changes(std::slice::from_ref(&head))
+                    .await?;
+            }
+            let rows = rows.into_iter().map(|r| r.message).collect();
             let views = sign_messages(&self.storage, rows).await?;
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
             let Some(feed) = rooms.get_mut(room) else {
