@@ -66,6 +66,17 @@ pub struct DatabaseConfig {
     pub pool_max: u32,
     /// `DB_ACQUIRE_TIMEOUT_MS`
     pub acquire_timeout: Duration,
+    /// `DB_STATEMENT_TIMEOUT_MS`: Postgres cancels a statement running longer
+    /// (`statement_timeout`, set per connection), and the server gives up waiting on one.
+    pub statement_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// The longest a request, or a hub read, waits on the database: a connection, then a
+    /// statement, plus a second of slack for the round trips. Past it: 503.
+    pub fn deadline(&self) -> Duration {
+        self.acquire_timeout + self.statement_timeout + Duration::from_secs(1)
+    }
 }
 
 #[derive(Clone)]
@@ -136,6 +147,7 @@ impl std::fmt::Debug for DatabaseConfig {
             )
             .field("pool_max", &self.pool_max)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -235,6 +247,9 @@ impl Config {
                 url_unpooled: env.get("DATABASE_URL_UNPOOLED"),
                 pool_max: env.parse("DB_POOL_MAX", 5)?,
                 acquire_timeout: Duration::from_millis(env.parse("DB_ACQUIRE_TIMEOUT_MS", 5000)?),
+                statement_timeout: Duration::from_millis(
+                    env.parse("DB_STATEMENT_TIMEOUT_MS", 5000)?,
+                ),
             },
             auth: AuthConfig {
                 jwt_secret,

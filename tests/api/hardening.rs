@@ -280,3 +280,76 @@ async fn a_removed_member_receives_nothing_posted_after_removal_with_the_wake_up
 async fn a_removed_member_receives_nothing_posted_after_removal_when_polling() {
     removed_member_gets_nothing_posted_after_removal(false).await;
 }
+
+/// Item 4: with Postgres frozen (SIGSTOP) mid-traffic, a request already holding a
+/// connection answers 503 `database_unavailable` with `Retry-After` within the deadline
+/// (`DB_ACQUIRE_TIMEOUT_MS` + `DB_STATEMENT_TIMEOUT_MS` + 1 s), and the API recovers on thaw.
+#[tokio::test]
+async fn a_frozen_database_is_a_503_within_the_deadline_never_a_hang() {
+    use std::time::{Duration, Instant};
+    let pg = chat_dev::EmbeddedPostgres::start().await.unwrap();
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    shared::db::MIGRATOR.run(&pool).await.unwrap();
+    pool.close().await;
+    let s3 = chat_dev::EmbeddedS3::start("chat-test", None).unwrap();
+    let mut config = crate::helpers::base_config(&pg.url(), &s3);
+    config.database.acquire_timeout = Duration::from_millis(1000);
+    config.database.statement_timeout = Duration::from_millis(1000);
+    let app = TestApp::serve(config, pg.url(), s3).await;
+    app.room("general").await;
+    app.send("general", "before").await;
+
+    pg.freeze().unwrap();
+    let started = Instant::now();
+    let response = app.list_messages("general", "").await;
+    let took = started.elapsed();
+    pg.thaw().unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+    )
+    .await;
+    // The pool's ping on acquire usually notices first (1 s); the request deadline (3 s)
+    // bounds anything else. Either way: a 503 within the deadline.
+    assert!(
+        took < Duration::from_millis(3500),
+        "answered after {took:?}; the deadline is 3 s"
+    );
+
+    // Thawed: the API answers again.
+    let mut ok = false;
+    for _ in 0..20 {
+        if app.list_messages("general", "").await.status() == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ok, "the API did not recover after the thaw");
+}
+
+/// Item 4: every pooled connection carries `statement_timeout`, so Postgres itself cancels
+/// a runaway statement, and that is a 503, not a 500.
+#[tokio::test]
+async fn postgres_cancels_a_statement_past_db_statement_timeout() {
+    use std::time::{Duration, Instant};
+    let app = TestApp::spawn_with(|c| {
+        c.database.statement_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let started = Instant::now();
+    let err = sqlx::query("SELECT pg_sleep(3)")
+        .execute(&app.app.db)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "not cancelled");
+    let code = match &err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    assert_eq!(code.as_deref(), Some("57014"), "{err}");
+    let api: shared::http::ApiError = err.into();
+    assert_eq!(api.code(), "database_unavailable");
+}

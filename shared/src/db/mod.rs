@@ -22,8 +22,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// 503 instead of hanging. sqlx's named-statement cache stays on: Neon's pooler supports
 /// protocol-level prepared statements.
 pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    // `statement_timeout` travels in the startup packet, so every connection has it before
+    // its first statement; Postgres then cancels anything longer (SQLSTATE 57014).
     let options = PgConnectOptions::from_str(&config.url)
-        .context("DATABASE_URL is not a valid Postgres URL")?;
+        .context("DATABASE_URL is not a valid Postgres URL")?
+        .options([(
+            "statement_timeout",
+            config.statement_timeout.as_millis().to_string(),
+        )]);
     Ok(PgPoolOptions::new()
         .max_connections(config.pool_max)
         .min_connections(0)

@@ -205,6 +205,11 @@ impl From<Refused> for ApiError {
     }
 }
 
+/// A request's wait on the database outlived `DatabaseConfig::deadline` (503).
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not answer within {0:?}")]
+pub struct DeadlinePassed(pub std::time::Duration);
+
 /// The cause chain of a 5xx, for the request span to log.
 #[derive(Clone, Debug)]
 pub enum LoggedCause {
@@ -254,14 +259,14 @@ fn is_unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => true,
             // 08: connection exceptions; 57P0x: server shutting down or starting up;
-            // 53300: too many connections.
-            sqlx::Error::Database(db) => db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
+            // 53300: too many connections; 57014: cancelled by `statement_timeout`.
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("57P0") || c == "53300" || c == "57014"
+            }),
             _ => false,
         };
     }
-    err.downcast_ref::<std::io::Error>().is_some()
+    err.downcast_ref::<std::io::Error>().is_some() || err.is::<DeadlinePassed>()
 }
 
 #[cfg(test)]

@@ -63,6 +63,13 @@ impl Function {
     pub fn streams(self) -> bool {
         self == Self::Stream
     }
+
+    /// Whether its requests are held to the database deadline. The cleanup cron works in
+    /// batches for up to 45 s by design; each of its statements is still bounded by
+    /// `statement_timeout`.
+    fn has_deadline(self) -> bool {
+        self != Self::CleanupUploads
+    }
 }
 
 /// One line of the route table: a method and path template, the function binary that
@@ -121,7 +128,11 @@ impl Api {
                     Some((_, templates)) => templates.push(route.path),
                     None => internal.push((path, vec![route.path])),
                 }
-                route.handler
+                if route.function.has_deadline() {
+                    route.handler.layer(axum::middleware::from_fn(deadline))
+                } else {
+                    route.handler
+                }
             } else {
                 on(filter(&route.method), not_served)
             };
@@ -151,6 +162,7 @@ impl Api {
         let router = self
             .router
             .fallback(|| async { ApiError::route_not_found() })
+            .layer(axum::Extension(DbDeadline(app.config.database.deadline())))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(edge::trace_layer())
             .with_state(app);
@@ -166,6 +178,26 @@ impl Api {
         BoxCloneSyncService::new(service.map_err(|never: Infallible| match never {}))
     }
 }
+
+/// Answers 503 `database_unavailable` (with `Retry-After`) once a request has waited longer
+/// than `DatabaseConfig::deadline` for its answer, never a hang: a frozen database, or a
+/// statement the server did not cancel. A stream's deadline covers its opening (the room
+/// lookup), not its body.
+async fn deadline(request: Request, next: axum::middleware::Next) -> Response {
+    let Some(&DbDeadline(limit)) = request.extensions().get::<DbDeadline>() else {
+        return next.run(request).await;
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::from(anyhow::Error::new(super::error::DeadlinePassed(limit))).into_response()
+        }
+    }
+}
+
+/// The app's `DatabaseConfig::deadline`, given to every route's request by the router.
+#[derive(Clone, Copy)]
+struct DbDeadline(std::time::Duration);
 
 /// Another function binary's route.
 async fn not_served() -> ApiError {

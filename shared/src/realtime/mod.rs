@@ -67,6 +67,8 @@ pub(crate) struct HubInner {
     pub(crate) per_user: Mutex<HashMap<String, usize>>,
     /// Concurrent streams one user may hold here.
     pub(crate) max_per_user: usize,
+    /// How long one tick's query, or one room's read, may take (`DatabaseConfig::deadline`).
+    deadline: std::time::Duration,
     shutdown: watch::Sender<bool>,
 }
 
@@ -90,6 +92,7 @@ impl Hub {
             stats: Stats::default(),
             per_user: Mutex::new(HashMap::new()),
             max_per_user,
+            deadline: database.deadline(),
             shutdown: watch::channel(false).0,
         }))
     }
@@ -276,7 +279,13 @@ impl HubInner {
     /// Reads each advanced room's new messages once and broadcasts them, rooms in parallel.
     async fn fan_out(&self, advanced: Vec<(String, i64, i64)>) {
         join_all(advanced.into_iter().map(|(room, cursor, head)| async move {
-            if let Err(err) = self.deliver(&room, cursor, head).await {
+            // Bounded, so one stuck read cannot hold back the other rooms' next tick.
+            let read = tokio::time::timeout(self.deadline, self.deliver(&room, cursor, head));
+            let result = match read.await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!("no answer within {:?}", self.deadline)),
+            };
+            if let Err(err) = result {
                 tracing::warn!(
                     room,
                     error = format!("{err:#}"),
@@ -347,7 +356,11 @@ async fn poll_loop(hub: Arc<HubInner>) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(err) = hub.poll().await {
+                let polled = match tokio::time::timeout(hub.deadline, hub.poll()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!("no answer within {:?}", hub.deadline)),
+                };
+                if let Err(err) = polled {
                     tracing::warn!(error = format!("{err:#}"), "hub poll failed; retrying next tick");
                 }
             }

@@ -172,6 +172,54 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
+    /// Freezes the server, as a hung host would: SIGSTOP to the postmaster and every
+    /// backend. Connections stay open and nothing answers until [`EmbeddedPostgres::thaw`].
+    pub fn freeze(&self) -> Result<()> {
+        self.signal_all(Signal::SIGSTOP)
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) -> Result<()> {
+        self.signal_all(Signal::SIGCONT)
+    }
+
+    /// The postmaster (first line of `postmaster.pid`) and its children, found in `/proc`.
+    fn signal_all(&self, signal: Signal) -> Result<()> {
+        let pid_file = std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .context("the server is not running")?;
+        let postmaster: i32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .context("postmaster.pid has no pid")?;
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // `/proc/<pid>/stat`: `pid (comm) state ppid …`; comm may hold spaces.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            nix::sys::signal::kill(Pid::from_raw(pid), signal)
+                .with_context(|| format!("signal {signal} to postgres {pid}"))?;
+        }
+        Ok(())
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

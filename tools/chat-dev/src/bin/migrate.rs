@@ -16,6 +16,9 @@ async fn main() -> anyhow::Result<()> {
         url_unpooled: get("DATABASE_URL_UNPOOLED"),
         pool_max: 1,
         acquire_timeout: std::time::Duration::from_secs(30),
+        // Migrations connect on their own, with no statement_timeout: an index build may
+        // take long.
+        statement_timeout: std::time::Duration::from_secs(0),
     };
     shared::db::migrate(&config).await?;
     println!("migrations applied");
