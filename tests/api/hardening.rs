@@ -353,3 +353,60 @@ async fn postgres_cancels_a_statement_past_db_statement_timeout() {
     let api: shared::http::ApiError = err.into();
     assert_eq!(api.code(), "database_unavailable");
 }
+
+/// Item 9: the dev server closes a connection that never finishes its request head, and
+/// caps concurrent connections, so half-open sockets cannot starve new clients.
+#[tokio::test]
+async fn the_dev_server_closes_slow_headers_and_serves_new_clients() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let limits = chat_dev::server::Limits {
+        header_read_timeout: Duration::from_millis(500),
+        max_connections: 8,
+    };
+    let served = app.app.clone();
+    tokio::spawn(async move {
+        let _ =
+            chat_dev::server::serve_with(listener, served, std::future::pending(), limits).await;
+    });
+    // Eight sockets that send half a header and stop: every slot taken.
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(socket);
+    }
+    // The server hangs up on each of them once the head is overdue.
+    let started = Instant::now();
+    for socket in &mut slow {
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "a half-sent request was kept open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // And a new client is served.
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.client
+            .get(format!("http://{address}/api/health"))
+            .send(),
+    )
+    .await
+    .expect("a new client timed out")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -38,14 +38,48 @@ pub fn api(app: App) -> ApiService {
 }
 
 /// Accepts connections until `shutdown` resolves, then ends open streams.
+/// Limits any production front applies, so slow or idle clients cannot exhaust the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A connection that has not sent a whole request head by then is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// Connections served at once; past it, new ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// 10 s for a request head; 10,000 connections (the benchmark opens 5,000 streams).
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    serve_with(listener, app, shutdown, Limits::default()).await
+}
+
+/// [`serve`] with explicit [`Limits`].
+pub async fn serve_with(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) -> anyhow::Result<()> {
     let api = api(app.clone());
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+            _ = &mut shutdown => break,
+        };
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -61,11 +95,17 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let api = api.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request: Request<Incoming>| {
                 let api = api.clone();
                 async move { Ok::<_, Infallible>(handle(api, request).await) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
