@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod cleanup;
+mod conversations;
 mod cors;
 mod failure;
 mod hardening;
