@@ -5,6 +5,7 @@ mod bad_input;
 mod cleanup;
 mod conversations;
 mod cors;
+mod exactly_once;
 mod failure;
 mod hardening;
 mod helpers;
