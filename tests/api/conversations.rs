@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use chat_dev::EmbeddedS3;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
 use shared::storage::ObjectState;
 use tokio::time::Instant;
 
-use crate::helpers::{ALICE, BOB, TestApp, assert_error};
+use crate::helpers::{ALICE, BOB, TestApp, assert_error, base_config, empty_database};
 use crate::sse_client::{Block, RawStream};
 
 const CAROL: &str = "carol@example.com";
@@ -1768,5 +1769,98 @@ async fn a_moved_read_mark_reaches_the_users_other_streams_with_no_id() {
     assert_eq!(
         block.json(),
         json!({"room_id": "general", "last_read_seq": 5})
+    );
+}
+
+/// A room with messages from before this issue's migrations: the seqs its streams handed
+/// out as ids stay valid resume points, and everyone who posted has read up to their post.
+#[tokio::test]
+async fn ids_handed_out_before_the_log_migration_resume_exactly_after_them() {
+    let url = empty_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let before_log = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(
+            shared::db::MIGRATOR
+                .iter()
+                .filter(|m| m.version < 20261201000000)
+                .cloned()
+                .collect(),
+        ),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    assert_eq!(before_log.iter().count(), 2);
+    before_log.run(&pool).await.unwrap();
+    // Written as the deployed system wrote them: ids are seqs.
+    sqlx::raw_sql(
+        "INSERT INTO chat_rooms (id, name, created_by, last_seq) VALUES ('old', 'old', 'alice@example.com', 3);
+         INSERT INTO chat_messages (id, room_id, seq, user_email, content) VALUES
+           (gen_random_uuid(), 'old', 1, 'bob@example.com', 'one'),
+           (gen_random_uuid(), 'old', 2, 'alice@example.com', 'two'),
+           (gen_random_uuid(), 'old', 3, 'bob@example.com', 'three');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    shared::db::MIGRATOR.run(&pool).await.unwrap();
+    pool.close().await;
+    let s3 = EmbeddedS3::start("chat-test", None).expect("start S3");
+    let app = TestApp::serve(base_config(&url, &s3), url, s3).await;
+
+    let old = listed(&app, CAROL, "old").await;
+    let ids: Vec<String> = old.iter().map(|m| id(m).to_owned()).collect();
+    assert_eq!(
+        old.iter()
+            .map(|m| m["event_id"].clone())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    // The marks: Bob read up to 3, Alice up to 2; Carol never posted.
+    for (who, mark, unread) in [(BOB, 3, 0), (ALICE, 2, 1), (CAROL, 0, 3)] {
+        let view = room_view(&app, who, "old").await;
+        assert_eq!(
+            (&view["last_read_seq"], &view["unread"]),
+            (&json!(mark), &json!(unread)),
+            "{who}"
+        );
+    }
+    // A client that saw seq 2 before the migration resumes after it.
+    let mut stream = open(&app, CAROL, "old", "", Some("2")).await;
+    let (event, name, data) = next_change(&mut stream).await;
+    assert_eq!(
+        (event, name.as_str(), data["id"].as_str()),
+        (3, "message", Some(ids[2].as_str()))
+    );
+    // New changes continue the ids past the old seqs.
+    json_of(
+        edit(&app, BOB, "old", &ids[0], "one, edited").await,
+        StatusCode::OK,
+    )
+    .await;
+    let four = post(&app, ALICE, "old", "four").await;
+    assert_eq!((&four["seq"], &four["event_id"]), (&json!(4), &json!(5)));
+    let (event, name, data) = next_change(&mut stream).await;
+    assert_eq!(
+        (event, name.as_str(), data["content"].as_str()),
+        (4, "message.updated", Some("one, edited"))
+    );
+    let (event, name, _) = next_change(&mut stream).await;
+    assert_eq!((event, name.as_str()), (5, "message"));
+    // Resuming after old seq 1 now: seqs 2 and 3 as they were, then the changes since.
+    let mut resumed = open(&app, CAROL, "old", "?after=1", None).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let (event, name, data) = next_change(&mut resumed).await;
+        got.push((event, name, data["seq"].as_i64().unwrap()));
+    }
+    assert_eq!(
+        got,
+        [
+            (2, "message".to_owned(), 2),
+            (3, "message".to_owned(), 3),
+            (4, "message.updated".to_owned(), 1),
+            (5, "message".to_owned(), 4),
+        ]
     );
 }
