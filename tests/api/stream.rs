@@ -111,7 +111,7 @@ async fn a_client_too_far_behind_gets_a_reset_then_live_messages() {
     let reset = stream.next_event(WAIT).await.unwrap();
     assert_eq!(reset.event.as_deref(), Some("reset"));
     assert_eq!(reset.id.as_deref(), Some("50"));
-    assert_eq!(reset.json(), json!({"last_seq": 50}));
+    assert_eq!(reset.json(), json!({"last_seq": 50, "last_event_id": 50}));
     app.send("general", "after the reset").await;
     assert_eq!(
         stream.next_event(WAIT).await.unwrap().id.as_deref(),

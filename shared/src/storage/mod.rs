@@ -190,6 +190,12 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes objects, all at once; a missing one is not an error.
+    pub async fn delete_objects(&self, keys: &[String]) -> anyhow::Result<()> {
+        futures_util::future::try_join_all(keys.iter().map(|key| self.delete(key))).await?;
+        Ok(())
+    }
+
     /// HEADs an object to learn whether it exists and its size.
     pub async fn head(&self, key: &str) -> anyhow::Result<ObjectState> {
         match self
