@@ -299,7 +299,8 @@ function addMessages(messages, { fromStream = false } = {}) {
     }
     state.byId.set(message.id, { message, item });
     if (state.composing?.message.id === message.id) state.composing.message = message;
-    // A deleted message's quotes empty (the stream sends no change for each reply).
+    // A deleted message's quotes empty. The stream also sends each reply's new state; this
+    // shows it at once, and for replies whose change was collapsed into a later one.
     if (message.deleted_at) {
       for (const shown of state.byId.values()) {
         const quoted = shown.message.reply_to;
