@@ -36,6 +36,9 @@ export interface Message {
   room_id: string;
   /** 1, 2, 3, … per room, gapless, in commit order. */
   seq: number;
+  /** The room-log event that last changed it (its stream `id:`): of two states of one
+   * message, the higher `event_id` is newer. */
+  event_id: number;
   user_email: string;
   content: string;
   client_id: string | null;
@@ -89,6 +92,9 @@ export interface MessagePage {
   messages: Message[];
   /** More exist beyond this page in the direction of travel. */
   has_more: boolean;
+  /** The message list only (not replies): the room's newest event id as of this page.
+   * Subscribe with it as `lastEventId` to get exactly the changes after the page. */
+  last_event_id?: number;
 }
 
 export interface Member {

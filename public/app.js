@@ -18,7 +18,6 @@ const state = {
   room: null,
   subscription: null,
   byId: new Map(), // message id → {message, item}: a message is shown once, updated in place
-  changes: new Map(), // message id → stream changes applied, so a late answer never undoes one
   oldest: null,
   newest: 0, // the newest seq shown
   rooms: new Map(), // room id → Room (with last_read_seq and unread)
@@ -279,15 +278,16 @@ function messageItem(message) {
 }
 
 /** Shows each message, or replaces the shown one (an upsert by id), in seq order. */
-function addMessages(messages, { fromStream = false } = {}) {
+function addMessages(messages) {
   const list = $("messages");
   const scroller = $("scroller");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
   for (const message of messages) {
     if (message.room_id !== undefined && message.room_id !== state.room) continue;
-    if (fromStream) state.changes.set(message.id, (state.changes.get(message.id) ?? 0) + 1);
-    const item = messageItem(message);
     const shown = state.byId.get(message.id);
+    // A late answer never undoes a newer state the stream already showed.
+    if (shown && message.event_id < shown.message.event_id) continue;
+    const item = messageItem(message);
     if (shown) {
       shown.item.replaceWith(item);
     } else {
@@ -316,15 +316,9 @@ function addMessages(messages, { fromStream = false } = {}) {
   if (atBottom) scroller.scrollTop = scroller.scrollHeight;
 }
 
-/**
- * Runs a change to `message` and shows the answer, unless the stream already brought a
- * newer state of it while the call was out.
- */
+/** Runs a change to `message` and shows the answer (unless the stream showed a newer state). */
 async function act(message, call) {
-  const before = state.changes.get(message.id) ?? 0;
-  const answer = await call();
-  if ((state.changes.get(message.id) ?? 0) === before) addMessages([answer]);
-  return answer;
+  addMessages([await call()]);
 }
 
 function react(message, emoji, add) {
@@ -358,7 +352,6 @@ $("composer-cancel").onclick = () => compose(null);
 async function loadLatest() {
   const page = await chat.listMessages(state.room, { limit: PAGE });
   state.byId.clear();
-  state.changes.clear();
   state.oldest = null;
   state.newest = 0;
   $("messages").replaceChildren();
@@ -396,10 +389,11 @@ async function openRoom(id) {
   await loadRooms();
   const page = await loadLatest();
   setStatus("connecting…", "connecting");
-  // Live changes after the newest seq shown; the client resumes after reconnects by event
-  // id and drops repeats. New messages, edits, reactions and deletes are all upserts.
+  // Live changes after the page (its last_event_id; the newest seq shown counts as had); the
+  // client resumes after reconnects by event id and drops repeats. New messages, edits,
+  // reactions and deletes are all upserts.
   const live = (message) => {
-    addMessages([message], { fromStream: true });
+    addMessages([message]);
     if (!mine(message) && !message.deleted_at) {
       const room = state.rooms.get(id);
       if (room && message.seq > room.last_seq) room.last_seq = message.seq;
@@ -410,10 +404,11 @@ async function openRoom(id) {
   };
   state.subscription = chat.subscribe(id, {
     lastSeq: page.messages.at(-1)?.seq ?? 0,
+    lastEventId: page.last_event_id,
     onOpen: () => setStatus("live", "live"),
     onMessage: live,
-    onUpdate: (message) => addMessages([message], { fromStream: true }),
-    onDelete: (tombstone) => addMessages([tombstone], { fromStream: true }),
+    onUpdate: (message) => addMessages([message]),
+    onDelete: (tombstone) => addMessages([tombstone]),
     onRead: ({ room_id, last_read_seq }) => readMoved(room_id, last_read_seq),
     onReset: () => guard(loadLatest),
     onError: (_err, retryInMs) => setStatus(`reconnecting in ${Math.round(retryInMs / 1000)} s…`, "reconnecting"),
@@ -455,7 +450,7 @@ $("composer").onsubmit = (event) => {
       }
       const replyTo = composing?.kind === "reply" ? composing.message.id : undefined;
       const message = await chat.postMessage(state.room, { content, fileIds, replyTo });
-      if (!state.byId.has(message.id)) addMessages([message]);
+      addMessages([message]);
       readMoved(state.room, message.seq); // a post moves its author's mark
       $("text").value = "";
       $("file").value = "";

@@ -354,6 +354,38 @@ describe("conversations, against the dev server", () => {
     }
   });
 
+  test("a page's last_event_id resumes exactly after it: nothing listed comes again", async () => {
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    const first = await client.postMessage(room, { content: "one" });
+    await client.addReaction(room, first.id, "👀"); // event ids run ahead of seqs
+    const second = await client.postMessage(room, { content: "two" });
+    const page = await client.listMessages(room);
+    assert.equal(page.last_event_id, second.event_id);
+    assert.ok(second.event_id > second.seq, `${second.event_id} > ${second.seq}`);
+    /** @type {string[]} */
+    const log = [];
+    let opened = 0;
+    const subscription = client.subscribe(room, {
+      lastSeq: second.seq,
+      lastEventId: page.last_event_id,
+      onOpen: () => opened++,
+      onMessage: (m) => log.push(`new ${m.content}`),
+      onUpdate: (m) => log.push(`update ${m.content}`),
+    });
+    try {
+      await until(() => opened > 0, 5000, "the stream to open");
+      const edited = await client.editMessage(room, second.id, "two, edited");
+      await until(() => log.length >= 1, 5000, "the edit");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(log, ["update two, edited"], "only the change after the page");
+      assert.equal(subscription.lastEventId, edited.event_id);
+    } finally {
+      subscription.close();
+    }
+  });
+
   test("a subscriber sees new messages, edits, reactions and deletes once each, in order", async () => {
     const alice = await signedIn();
     const bob = await signedIn();
