@@ -63,8 +63,12 @@ export interface Upload {
 }
 
 export interface CreateRoomInput {
-  /** `^[A-Za-z0-9_-]{1,64}$` */
-  id: string;
+  /**
+   * `^[A-Za-z0-9_-]{1,64}$`. Omit it and the server picks an unguessable id (22 characters,
+   * 128 random bits): ids are global and a taken one answers 409 `room_exists` to anyone, so
+   * private rooms should not choose theirs.
+   */
+  id?: string;
   /** 1–100 characters; defaults to the id. */
   name?: string;
   visibility?: Visibility;
@@ -158,7 +162,8 @@ export interface ClientOptions {
 
 export interface ChatClient {
   listRooms(options?: { signal?: AbortSignal }): Promise<Room[]>;
-  createRoom(input: CreateRoomInput, options?: { signal?: AbortSignal }): Promise<Room>;
+  /** Without `input.id` the server generates an unguessable id (use it for private rooms). */
+  createRoom(input?: CreateRoomInput, options?: { signal?: AbortSignal }): Promise<Room>;
   listMessages(room: string, options?: ListMessagesOptions): Promise<MessagePage>;
   postMessage(room: string, input: PostMessageInput): Promise<Message>;
   /** Presigns, PUTs the file with the returned headers, and returns the upload id. */

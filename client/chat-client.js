@@ -7,6 +7,7 @@
 //   const { messages } = await chat.listMessages("general", { limit: 50 });
 //   chat.subscribe("general", { lastSeq: messages.at(-1)?.seq ?? 0, onMessage: render });
 //   await chat.postMessage("general", { content: "hello" });
+//   const secret = await chat.createRoom({ name: "Plans", visibility: "private" }); // id generated
 
 /** @typedef {import("./chat-client.js").Message} Message */
 /** @typedef {import("./chat-client.js").Upload} Upload */
@@ -210,7 +211,8 @@ export const createClient = (options = {}) => {
       return (await request("GET", "/api/rooms", { signal })).rooms;
     },
 
-    createRoom(input, { signal } = {}) {
+    // Without `id` the server picks an unguessable one (what private rooms should use).
+    createRoom(input = {}, { signal } = {}) {
       return request("POST", "/api/rooms", { body: input, signal });
     },
 

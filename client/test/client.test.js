@@ -31,7 +31,18 @@ describe("rooms", () => {
     });
   });
 
-  test("an unknown room is 404 room_not_found", async () => {
+  test("createRoom without an id gets an unguessable one", async () => {
+    const { client } = await signedIn();
+    const room = await client.createRoom({ name: "Plans", visibility: "private" });
+    assert.match(room.id, /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(room.name, "Plans");
+    assert.equal(room.visibility, "private");
+    const other = await client.createRoom();
+    assert.match(other.id, /^[A-Za-z0-9_-]{22}$/);
+    assert.notEqual(other.id, room.id);
+  });
+
+    test("an unknown room is 404 room_not_found", async () => {
     const { client } = await signedIn();
     await assert.rejects(client.listMessages(unique("missing")), { status: 404, code: "room_not_found" });
   });

@@ -6,6 +6,51 @@ use shared::db::limits::RateLimit;
 
 use crate::helpers::{ALICE, BOB, TestApp, assert_error};
 
+/// Item 5: ids are global, so a taken explicit id answers 409 to anyone (a private room's
+/// included). Omitting the id gets one nobody can guess, which is what private rooms use.
+#[tokio::test]
+async fn a_room_without_an_id_gets_an_unguessable_one() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .post_as(
+                ALICE,
+                "/api/rooms",
+                &json!({"name": "Secret plans", "visibility": "private"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let room: Value = response.json().await.unwrap();
+        let id = room["id"].as_str().unwrap().to_owned();
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{id}"
+        );
+        assert_eq!(room["name"], "Secret plans");
+        assert_eq!(room["visibility"], "private");
+        assert_eq!(room["owner"], ALICE);
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    // The room works under its id, for its owner only.
+    let id = &ids[0];
+    app.post_message_as(ALICE, id, &json!({"content": "hi"}))
+        .await
+        .error_for_status()
+        .unwrap();
+    let outsider = app.get_as(BOB, &format!("/api/rooms/{id}/messages")).await;
+    assert_error(outsider, StatusCode::NOT_FOUND, "room_not_found").await;
+    // An explicit id keeps its contract: a taken one is 409 room_exists.
+    app.room("general").await;
+    let taken = app
+        .post_as(BOB, "/api/rooms", &json!({"id": "general"}))
+        .await;
+    assert_error(taken, StatusCode::CONFLICT, "room_exists").await;
+}
+
 #[tokio::test]
 async fn a_nul_byte_in_content_is_a_400_not_a_500() {
     let app = TestApp::spawn().await;
