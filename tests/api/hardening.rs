@@ -455,3 +455,179 @@ async fn the_dev_server_closes_slow_headers_and_serves_new_clients() {
     .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Presigns a 5-byte text file in `general` as Alice and PUTs `bytes`; the presign body.
+async fn uploaded(app: &TestApp, bytes: &[u8; 5]) -> Value {
+    let upload = app
+        .presigned(
+            ALICE,
+            &json!({"room_id": "general", "file_name": "a.txt", "content_type": "text/plain", "size": 5}),
+        )
+        .await;
+    let put = app.put_upload(&upload, bytes).await;
+    assert!(put.status().is_success(), "PUT: {}", put.status());
+    upload
+}
+
+async fn download(app: &TestApp, url: &str) -> Vec<u8> {
+    let response = app.client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+    response.bytes().await.unwrap().to_vec()
+}
+
+fn staging_key(upload: &Value) -> String {
+    format!("rooms/general/{}.txt", upload["id"].as_str().unwrap())
+}
+
+/// Item 6: once a message attaches a file, its bytes are fixed. The upload's presigned PUT
+/// is still valid (15 minutes), but it names the staging key, and the message serves the
+/// copy at the attached key.
+#[tokio::test]
+async fn a_put_through_the_old_url_after_sending_changes_nothing_served() {
+    use shared::storage::{ObjectState, attached_key};
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let upload = uploaded(&app, b"first").await;
+    let sent = app
+        .post_message(
+            "general",
+            &json!({"content": "", "file_ids": [upload["id"]]}),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let sent: Value = sent.json().await.unwrap();
+    let sent_url = sent["files"][0]["url"].as_str().unwrap().to_owned();
+    assert!(sent_url.contains("/attached/rooms/general/"), "{sent_url}");
+    // The staging object goes once the send has committed.
+    let staging = staging_key(&upload);
+    let mut gone = false;
+    for _ in 0..50 {
+        if app.app.storage.head(&staging).await.unwrap() == ObjectState::Missing {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the staging object was not deleted");
+
+    // The uploader writes other bytes through the URL they were given.
+    let put = app.put_upload(&upload, b"evil!").await;
+    assert!(put.status().is_success(), "the URL is still valid");
+    assert_eq!(download(&app, &sent_url).await, b"first");
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let listed_url = listed["messages"][0]["files"][0]["url"].as_str().unwrap();
+    assert_eq!(download(&app, listed_url).await, b"first");
+    assert!(matches!(
+        app.app.storage.head(&attached_key(&staging)).await.unwrap(),
+        ObjectState::Present { size: 5, .. }
+    ));
+}
+
+/// Item 6: the copy is conditioned on the ETag the HEAD check saw, so bytes replaced in
+/// between are never attached.
+#[tokio::test]
+async fn bytes_replaced_after_the_check_are_not_copied() {
+    use shared::storage::{ObjectState, PinOutcome, attached_key};
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let upload = uploaded(&app, b"first").await;
+    let staging = staging_key(&upload);
+    let ObjectState::Present {
+        etag: Some(seen), ..
+    } = app.app.storage.head(&staging).await.unwrap()
+    else {
+        panic!("no ETag from HEAD");
+    };
+    assert!(
+        app.put_upload(&upload, b"evil!")
+            .await
+            .status()
+            .is_success()
+    );
+    let storage = &app.app.storage;
+    assert_eq!(
+        storage.pin(&staging, &seen).await.unwrap(),
+        PinOutcome::Changed
+    );
+    let target = attached_key(&staging);
+    assert_eq!(storage.head(&target).await.unwrap(), ObjectState::Missing);
+    // With the current ETag it copies; a missing source is Missing.
+    let ObjectState::Present {
+        etag: Some(now), ..
+    } = storage.head(&staging).await.unwrap()
+    else {
+        panic!("no ETag from HEAD");
+    };
+    assert_eq!(
+        storage.pin(&staging, &now).await.unwrap(),
+        PinOutcome::Pinned
+    );
+    assert!(matches!(
+        storage.head(&target).await.unwrap(),
+        ObjectState::Present { size: 5, .. }
+    ));
+    storage.delete(&staging).await.unwrap();
+    assert_eq!(
+        storage.pin(&staging, &now).await.unwrap(),
+        PinOutcome::Missing
+    );
+}
+
+/// Item 6: while one send holds an upload (its row lock, from the copy to its commit), a
+/// second send of the same upload waits instead of copying over the first one's file, then
+/// finds it attached.
+#[tokio::test]
+async fn a_second_send_of_an_upload_never_writes_the_first_ones_file() {
+    use shared::storage::{ObjectState, attached_key};
+    use sqlx::Connection;
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let upload = uploaded(&app, b"first").await;
+    let id: uuid::Uuid = upload["id"].as_str().unwrap().parse().unwrap();
+    let target = attached_key(&staging_key(&upload));
+    // Stand in for a first send between its copy and its commit.
+    let mut first = sqlx::PgConnection::connect(&app.app.config.database.url)
+        .await
+        .unwrap();
+    let mut tx = first.begin().await.unwrap();
+    sqlx::query("SELECT id FROM chat_uploads WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let second = tokio::spawn({
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/api/rooms/general/messages"),
+            app.token(ALICE),
+        );
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"content": "again", "file_ids": [id]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.app.storage.head(&target).await.unwrap(),
+        ObjectState::Missing,
+        "the second send copied while the first held the upload"
+    );
+    // The first send commits: the upload is attached (its row is gone).
+    sqlx::query("DELETE FROM chat_uploads WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let second = second.await.unwrap();
+    assert_error(second, StatusCode::BAD_REQUEST, "invalid_upload").await;
+    assert_eq!(
+        app.app.storage.head(&target).await.unwrap(),
+        ObjectState::Missing
+    );
+}

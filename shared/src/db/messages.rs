@@ -275,7 +275,9 @@ pub const CLIENT_ID_KEY: &str = "chat_messages_room_client_id_key";
 ///   gaps.
 /// - `message` inserts the message with that seq.
 /// - `attached` and `files` move the author's pending uploads for this room among `$6`
-///   into `chat_message_files`; the `attached` column counts them.
+///   into `chat_message_files`, under the key the send copied their bytes to
+///   (`storage::attached_key`: `attached/` + the staging key); the `attached` column counts
+///   them.
 /// - `pg_notify` tells listeners `room:seq`; Postgres delivers it at commit, so no one
 ///   hears of a message they cannot read yet.
 /// - `tokens_left` and `tokens_before` (the bucket as it stood before this statement,
@@ -310,7 +312,8 @@ pub const INSERT_MESSAGE: &str = r#"
         DELETE FROM chat_uploads u
         USING message
         WHERE u.id = ANY($6) AND u.room_id = $1 AND u.user_email = $3
-        RETURNING u.id, message.id AS message_id, u.object_key, u.file_name, u.content_type, u.size
+        RETURNING u.id, message.id AS message_id, 'attached/' || u.object_key AS object_key,
+                  u.file_name, u.content_type, u.size
     ), files AS (
         INSERT INTO chat_message_files (id, message_id, object_key, file_name, content_type, size)
         SELECT id, message_id, object_key, file_name, content_type, size FROM attached

@@ -13,10 +13,10 @@ use crate::db::messages::{CLIENT_ID_KEY, FileRow, InsertOutcome, MessageRow, New
 use crate::db::uploads::UploadRow;
 use crate::domain::{ClientId, FileIds, MessageContent, Page, RoomId, User};
 use crate::http::error::apply_quota;
-use crate::http::extract::{Authed, JsonBody, RoomPath};
+use crate::http::extract::{Authed, Background, JsonBody, RoomPath};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body, json_response};
-use crate::storage::ObjectState;
+use crate::storage::{self, ObjectState, Staged};
 use crate::views::{MessageView, sign_message, sign_messages};
 
 /// `GET /api/rooms/{room}/messages?limit=&before=&after=`: one page in ascending `seq`,
@@ -75,6 +75,7 @@ pub async fn post(
     State(app): State<App>,
     RoomPath(room): RoomPath,
     Authed(user): Authed,
+    background: Background,
     JsonBody(request): JsonBody<SendMessageRequest>,
 ) -> Result<Response<Body>, ApiError> {
     let (app, user, room) = (&app, &user, &room);
@@ -99,7 +100,7 @@ pub async fn post(
     let outcome = if file_ids.is_empty() {
         db::messages::insert_message(&app.db, &message, limit).await
     } else {
-        insert_with_files(app, &message).await?
+        insert_with_files(app, &message, &uploads).await?
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -124,6 +125,9 @@ pub async fn post(
         return Err(ApiError::room_not_found());
     };
 
+    // Attached: the copies are what is served; the staging objects are not read again.
+    let staging = uploads.iter().map(|u| u.object_key.clone()).collect();
+    background.spawn(app.storage.clone().delete_staging(staging));
     let row = stored_row(&message, seq, created_at, uploads);
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
@@ -132,12 +136,29 @@ pub async fn post(
 }
 
 /// Runs the insert in a transaction and commits only if every upload was attached: one
-/// attached concurrently by another send makes this one fail whole.
+/// attached concurrently by another send makes this one fail whole. First it locks the
+/// uploads and copies their bytes to their attached keys (conditioned on the ETags the HEAD
+/// check saw), so what the message serves is fixed; the room's row lock is taken only
+/// after, by the insert.
 async fn insert_with_files(
     app: &App,
     message: &NewMessage<'_>,
+    uploads: &[UploadRow],
 ) -> Result<sqlx::Result<InsertOutcome>, ApiError> {
     let mut tx = app.db.begin().await?;
+    let (ids, room) = (message.file_ids.as_slice(), message.room.as_str());
+    if db::uploads::lock_pending(&mut *tx, ids, room, message.user_email).await? != ids.len() {
+        return Err(upload_unusable());
+    }
+    let staged: Vec<Staged> = uploads
+        .iter()
+        .map(|u| Staged {
+            id: u.id,
+            key: &u.object_key,
+            etag: u.etag.as_deref(),
+        })
+        .collect();
+    app.storage.pin_all(&staged).await?;
     let result = db::messages::insert_message(&mut *tx, message, &app.config.limits.posts).await;
     match result {
         Ok(outcome)
@@ -198,9 +219,9 @@ async fn check_uploads(
         }
     }
     let states = try_join_all(uploads.iter().map(|u| app.storage.head(&u.object_key))).await?;
-    for (upload, state) in uploads.iter().zip(states) {
+    for (upload, state) in uploads.iter_mut().zip(states) {
         match state {
-            ObjectState::Present { size } if size == upload.size => {}
+            ObjectState::Present { size, etag } if size == upload.size => upload.etag = etag,
             ObjectState::Present { .. } => {
                 return Err(ApiError::bad_request(
                     "upload_size_mismatch",
@@ -245,7 +266,7 @@ fn stored_row(
         .into_iter()
         .map(|u| FileRow {
             id: u.id,
-            object_key: u.object_key,
+            object_key: storage::attached_key(&u.object_key),
             file_name: u.file_name,
             content_type: u.content_type,
             size: u.size,
