@@ -631,3 +631,142 @@ async fn a_second_send_of_an_upload_never_writes_the_first_ones_file() {
         ObjectState::Missing
     );
 }
+
+/// Item 8: the dev server answers what hyper refuses before any route sees it (malformed
+/// heads, too many or too large headers, a URI over 64 KiB) with the API's JSON error, not
+/// hyper's empty body; on a fresh connection and after a good request on a kept-alive one.
+#[tokio::test]
+async fn the_dev_server_answers_unparsable_requests_with_json_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+
+    /// Sends `request` raw and reads until the server closes; the status and the JSON body.
+    async fn refused(address: &str, request: &[u8]) -> (u16, String, Value) {
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            socket.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+        split(&answer)
+    }
+    fn split(answer: &[u8]) -> (u16, String, Value) {
+        let text = String::from_utf8_lossy(answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+        let status = head[9..12].parse().unwrap();
+        let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+        (status, head.to_ascii_lowercase(), body)
+    }
+
+    let many_headers: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let cases: [(&str, Vec<u8>, u16, &str); 5] = [
+        (
+            "a malformed request line",
+            b"NOT A REQUEST\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "a malformed header",
+            b"GET /api/health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "150 headers",
+            format!("GET /api/health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a 500 KB header",
+            format!(
+                "GET /api/health HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+                "a".repeat(500_000)
+            )
+            .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a 70,000-byte URI",
+            format!(
+                "GET /api/health?q={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(70_000)
+            )
+            .into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let (got, head, body) = refused(&address, &request).await;
+        assert_eq!(got, status, "{case}: {head}");
+        assert_eq!(body["error"]["code"], code, "{case}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{case}: {head}"
+        );
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{case}: {head}"
+        );
+    }
+
+    // Kept alive: a good request is answered as ever, then a malformed one is JSON too.
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket
+        .write_all(b"GET /api/nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Read the whole first answer (its content-length), and no further.
+    let mut first = Vec::new();
+    loop {
+        let mut buf = [0u8; 1024];
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after a good request");
+        first.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&first).to_ascii_lowercase();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            if body.len() >= length {
+                break;
+            }
+        }
+    }
+    let (status, head, body) = split(&first);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("route_not_found")),
+        "{head}"
+    );
+    socket.write_all(b"GET / HTTP/9.9\r\n\r\n").await.unwrap();
+    let mut second = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        socket.read_to_end(&mut second),
+    )
+    .await
+    .expect("closed")
+    .unwrap();
+    let (status, _, body) = split(&second);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+}
