@@ -123,7 +123,13 @@ export interface SubscribeOptions {
   onReset?: (info: ResetInfo) => void;
   /** The stream is open (first time and after each reconnect). */
   onOpen?: () => void;
-  /** The stream failed; it is reopened by itself after a delay (`retryInMs`). */
+  /**
+   * The stream was refused or could not be reached; it is reopened by itself after
+   * `retryInMs`. `error` is what a probe of the stream URL answered (EventSource hides it):
+   * e.g. status 429 `too_many_streams_for_user` or 503 `too_many_streams`, with `retryAfter`;
+   * status 0 when nothing answered. The delay is a jittered exponential backoff, and never
+   * shorter than the server's `Retry-After`.
+   */
   onError?: (error: ChatApiError, retryInMs: number) => void;
   /** Resume after this seq (e.g. the last one `listMessages` returned). */
   lastSeq?: number;
@@ -156,7 +162,11 @@ export interface ClientOptions {
   EventSource?: EventSourceConstructor;
   /** Defaults to globalThis.XMLHttpRequest; without one, uploads use fetch. */
   XMLHttpRequest?: typeof XMLHttpRequest | null;
-  /** Stream reconnect delays: first and largest, in ms (default 1000 and 30000). */
+  /**
+   * Stream reconnect backoff: the first and the largest ceiling, in ms (default 1000 and
+   * 30000); each delay is drawn between half the ceiling and all of it. A `Retry-After`
+   * from the server wins when longer, even past `max`.
+   */
   reconnectDelayMs?: { min?: number; max?: number };
 }
 
