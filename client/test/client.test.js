@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { ChatApiError, createClient } from "../chat-client.js";
-import { API, PNG, signedIn, unique, until } from "./helpers.js";
+import { API, FakeEventSource, PNG, signedIn, unique, until } from "./helpers.js";
 
 describe("rooms", () => {
   test("createRoom then listRooms shows it, owned by the caller", async () => {
@@ -250,47 +250,6 @@ describe("subscribe", () => {
 });
 
 describe("subscribe, against a scripted EventSource", () => {
-  /** A stand-in EventSource the test drives by hand. */
-  class FakeEventSource {
-    /** @type {FakeEventSource[]} */
-    static opened = [];
-    /** @param {string} url */
-    constructor(url) {
-      this.url = new URL(url);
-      this.readyState = 0;
-      /** @type {Record<string, ((e: MessageEvent) => void)[]>} */
-      this.listeners = {};
-      /** @type {((e: Event) => unknown) | null} */
-      this.onerror = null;
-      /** @type {((e: Event) => unknown) | null} */
-      this.onopen = null;
-      this.closed = false;
-      FakeEventSource.opened.push(this);
-    }
-    /** @param {string} type @param {(e: MessageEvent) => void} listener */
-    addEventListener(type, listener) {
-      (this.listeners[type] ??= []).push(listener);
-    }
-    close() {
-      this.closed = true;
-      this.readyState = 2;
-    }
-    open() {
-      this.readyState = 1;
-      this.onopen?.(new Event("open"));
-    }
-    /** @param {string} type @param {unknown} data */
-    emit(type, data) {
-      const event = new MessageEvent(type, { data: JSON.stringify(data) });
-      for (const listener of this.listeners[type] ?? []) listener(event);
-    }
-    /** A non-200 answer: the EventSource gives up. */
-    refuse() {
-      this.readyState = 2;
-      this.onerror?.(new Event("error"));
-    }
-  }
-
   /**
    * A fetch for the client's probes of the stream URL: records each and answers `answer()`.
    * @param {() => Response | Promise<Response>} answer

@@ -29,6 +29,10 @@ pub struct LimitsConfig {
     pub uploads: RateLimit,
     /// `RATE_LIMIT_ROOMS`
     pub rooms: RateLimit,
+    /// `RATE_LIMIT_EDITS`: edits and deletes of messages.
+    pub edits: RateLimit,
+    /// `RATE_LIMIT_REACTIONS`: reactions added or removed.
+    pub reactions: RateLimit,
     /// `STREAM_MAX_PER_USER`: concurrent streams one user may hold on one instance.
     pub streams_per_user: usize,
 }
@@ -50,6 +54,16 @@ impl LimitsConfig {
                 action: "room",
                 capacity: 10,
                 window: Duration::from_secs(3600),
+            },
+            edits: RateLimit {
+                action: "edit",
+                capacity: 30,
+                window: Duration::from_secs(10),
+            },
+            reactions: RateLimit {
+                action: "react",
+                capacity: 60,
+                window: Duration::from_secs(10),
             },
             streams_per_user: 10,
         }
@@ -297,6 +311,8 @@ impl Config {
                 posts: limit("RATE_LIMIT_POSTS", limit_defaults.posts)?,
                 uploads: limit("RATE_LIMIT_UPLOADS", limit_defaults.uploads)?,
                 rooms: limit("RATE_LIMIT_ROOMS", limit_defaults.rooms)?,
+                edits: limit("RATE_LIMIT_EDITS", limit_defaults.edits)?,
+                reactions: limit("RATE_LIMIT_REACTIONS", limit_defaults.reactions)?,
                 streams_per_user: env
                     .parse("STREAM_MAX_PER_USER", limit_defaults.streams_per_user)?,
             },

@@ -6,12 +6,19 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::db::messages::{FileRow, MessageRow};
-use crate::db::rooms::RoomRow;
+use crate::db::rooms::{RoomListRow, RoomRow};
 use crate::storage::Storage;
 
 /// RFC 3339 UTC with millisecond precision, e.g. `2026-11-27T20:42:46.123Z`.
 fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -23,10 +30,14 @@ pub struct RoomView {
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
     pub last_seq: i64,
+    /// The caller's read mark: the newest seq they have read (0 before any).
+    pub last_read_seq: i64,
+    /// Messages by others after the mark, tombstones left out.
+    pub unread: i64,
 }
 
-impl From<RoomRow> for RoomView {
-    fn from(row: RoomRow) -> Self {
+impl RoomView {
+    fn new(row: RoomRow, last_read_seq: i64, unread: i64) -> Self {
         Self {
             id: row.id,
             name: row.name,
@@ -34,11 +45,26 @@ impl From<RoomRow> for RoomView {
             owner: row.created_by,
             created_at: row.created_at,
             last_seq: row.last_seq,
+            last_read_seq,
+            unread,
         }
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A room just created: nothing in it to read.
+impl From<RoomRow> for RoomView {
+    fn from(row: RoomRow) -> Self {
+        Self::new(row, 0, 0)
+    }
+}
+
+impl From<RoomListRow> for RoomView {
+    fn from(row: RoomListRow) -> Self {
+        Self::new(row.room, row.last_read_seq, row.unread)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
     pub id: Uuid,
     pub room_id: String,
@@ -48,10 +74,42 @@ pub struct MessageView {
     pub client_id: Option<Uuid>,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub edited_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub deleted_at: Option<DateTime<Utc>>,
     pub files: Vec<FileView>,
+    pub reactions: Vec<ReactionView>,
+    pub reply_to: Option<ReplyToView>,
+    pub reply_count: i32,
+    /// The log event that last changed it (its stream `id:`): of two states of a message,
+    /// the one with the higher `event_id` is newer.
+    pub event_id: i64,
+    /// The event that created it. Not part of the JSON.
+    #[serde(skip)]
+    pub created_event: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// One emoji's reactions on a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReactionView {
+    pub emoji: String,
+    pub count: i64,
+    /// Whether the viewer is among them.
+    pub me: bool,
+}
+
+/// The message a reply answers, as it was when the reply was sent (`excerpt` empty once it
+/// is deleted).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyToView {
+    pub id: Uuid,
+    pub seq: i64,
+    pub user_email: String,
+    pub excerpt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct FileView {
     pub id: Uuid,
     pub file_name: String,
@@ -83,6 +141,26 @@ impl MessageView {
             .zip(urls)
             .map(|(file, url)| FileView::new(file, url))
             .collect();
+        let mine = row.mine;
+        let reactions = row
+            .reactions
+            .0
+            .into_iter()
+            .map(|r| ReactionView {
+                me: mine.contains(&r.emoji),
+                emoji: r.emoji,
+                count: r.count,
+            })
+            .collect();
+        let reply_to = match (row.reply_to, row.reply_to_seq, row.reply_to_user) {
+            (Some(id), Some(seq), Some(user_email)) => Some(ReplyToView {
+                id,
+                seq,
+                user_email,
+                excerpt: row.reply_excerpt.unwrap_or_default(),
+            }),
+            _ => None,
+        };
         Self {
             id: row.id,
             room_id: row.room_id,
@@ -91,8 +169,24 @@ impl MessageView {
             content: row.content,
             client_id: row.client_id,
             created_at: row.created_at,
+            edited_at: row.edited_at,
+            deleted_at: row.deleted_at,
             files,
+            reactions,
+            reply_to,
+            reply_count: row.reply_count,
+            event_id: row.event_id,
+            created_event: row.created_event,
         }
+    }
+
+    /// The same message as `viewer` sees it, whose own reactions are `mine`.
+    pub fn for_viewer(&self, mine: &[&str]) -> Self {
+        let mut view = self.clone();
+        for reaction in &mut view.reactions {
+            reaction.me = mine.contains(&reaction.emoji.as_str());
+        }
+        view
     }
 }
 

@@ -299,10 +299,13 @@ impl TestApp {
         sqlx::query(
             r#"
             WITH bumped AS (
-                UPDATE chat_rooms SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq - $2 AS first
+                UPDATE chat_rooms SET last_seq = last_seq + $2, last_event = last_event + $2
+                WHERE id = $1
+                RETURNING last_seq - $2 AS first, last_event - $2 AS first_event
             )
-            INSERT INTO chat_messages (id, room_id, seq, user_email, content)
-            SELECT gen_random_uuid(), $1, bumped.first + g, 'seed@example.com', 'seed ' || (bumped.first + g)
+            INSERT INTO chat_messages (id, room_id, seq, event_id, created_event, user_email, content)
+            SELECT gen_random_uuid(), $1, bumped.first + g, bumped.first_event + g,
+                   bumped.first_event + g, 'seed@example.com', 'seed ' || (bumped.first + g)
             FROM bumped, generate_series(1, $2) AS g
             "#,
         )

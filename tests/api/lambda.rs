@@ -60,7 +60,7 @@ async fn the_functions_serve_list_post_and_presign_under_the_lambda_emulator() {
         .await;
     assert_eq!(
         newest,
-        json!({"messages": [sent[1], sent[2]], "has_more": true})
+        json!({"messages": [sent[1], sent[2]], "has_more": true, "last_event_id": 3})
     );
     let older = lambda
         .json(
@@ -70,7 +70,10 @@ async fn the_functions_serve_list_post_and_presign_under_the_lambda_emulator() {
             StatusCode::OK,
         )
         .await;
-    assert_eq!(older, json!({"messages": [sent[0]], "has_more": false}));
+    assert_eq!(
+        older,
+        json!({"messages": [sent[0]], "has_more": false, "last_event_id": 3})
+    );
 
     let bytes = b"uploaded under the Lambda emulator";
     let request = json!({"room_id": "general", "file_name": "notes.txt",

@@ -1,7 +1,7 @@
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::db::{members, messages, rooms, uploads};
+use shared::db::{members, messages, reads, rooms, uploads};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row};
@@ -158,10 +158,26 @@ async fn every_query_the_api_runs_uses_an_index() {
     .execute(&app.db)
     .await
     .unwrap();
+    // Reactions on every fifth message, read marks of many users, replies, tombstones and
+    // a trash of objects left by deletes.
+    for sql in [
+        "INSERT INTO chat_message_reactions (message_id, user_email, emoji)
+         SELECT id, 'u' || (seq % 7) || '@x.com', '👍' FROM chat_messages WHERE seq % 5 = 0",
+        "UPDATE chat_messages SET reactions = '[{\"emoji\": \"👍\", \"count\": 1}]' WHERE seq % 5 = 0",
+        "INSERT INTO chat_read_marks (room_id, user_email, last_read_seq)
+         SELECT 'bulk-' || g, 'm' || (g % 500) || '@x.com', 0 FROM generate_series(1, 20000) g",
+        "UPDATE chat_messages SET deleted_at = now() WHERE seq % 97 = 0",
+        "UPDATE chat_messages c SET reply_to = p.id, reply_to_seq = p.seq, reply_to_user = p.user_email,
+                reply_excerpt = ''
+         FROM chat_messages p WHERE c.seq % 50 = 0 AND p.room_id = c.room_id AND p.seq = c.seq - 1",
+        "INSERT INTO chat_object_trash (object_key) SELECT 'k/' || g FROM generate_series(1, 5000) g",
+    ] {
+        sqlx::query(sql).execute(&app.db).await.unwrap();
+    }
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 20] = [
+    let statements: [(&str, &str, Binds); 24] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -171,25 +187,31 @@ async fn every_query_the_api_runs_uses_an_index() {
         ("LIST_PAGE_AFTER", messages::LIST_PAGE_AFTER, |q| {
             q.bind(ROOM).bind(900_i64).bind(101_i64).bind(ALICE)
         }),
-        ("LIST_RANGE", messages::LIST_RANGE, |q| {
-            q.bind(ROOM).bind(10_i64).bind(20_i64).bind(500_i64)
+        ("LIST_LOG", messages::LIST_LOG, |q| {
+            q.bind(ROOM).bind(10_i64).bind(500_i64).bind(ALICE)
         }),
         ("HUB_RANGE", messages::HUB_RANGE, |q| {
-            q.bind(ROOM).bind(10_i64).bind(20_i64).bind(500_i64)
+            q.bind(ROOM)
+                .bind(10_i64)
+                .bind(20_i64)
+                .bind(500_i64)
+                .bind(vec![ALICE.to_owned()])
         }),
         ("FIND_BY_CLIENT_ID", messages::FIND_BY_CLIENT_ID, |q| {
             q.bind(ROOM).bind(ID).bind(ALICE)
         }),
-        ("INSERT_MESSAGE", messages::INSERT_MESSAGE, |q| {
-            q.bind(ROOM)
-                .bind(ID)
-                .bind(ALICE)
-                .bind("hi")
-                .bind(Some(ID))
-                .bind(&[ID][..])
-                .bind("post")
-                .bind(30.0_f64)
-                .bind(3.0_f64)
+        ("LIST_REPLIES", messages::LIST_REPLIES, |q| {
+            q.bind(ROOM).bind(ID).bind(0_i64).bind(101_i64).bind(ALICE)
+        }),
+        ("FIND_MESSAGE", messages::FIND_MESSAGE, |q| {
+            q.bind(ROOM).bind(ID).bind(ALICE)
+        }),
+        ("EMPTY_TRASH", messages::EMPTY_TRASH, |q| {
+            q.bind(vec!["k".to_owned()])
+        }),
+        ("TRASHED", messages::TRASHED, |q| q.bind(1000_i64)),
+        ("MARK_READ", reads::MARK_READ, |q| {
+            q.bind(ROOM).bind(ALICE).bind(5_i64)
         }),
         ("LIST_ROOMS", rooms::LIST_ROOMS, |q| {
             q.bind(ALICE).bind(rooms::LIST_LIMIT)
@@ -206,8 +228,10 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind(10.0_f64)
                 .bind(10.0_f64 / 3600.0)
         }),
-        ("HEADS", rooms::HEADS, |q| {
+        ("TICK", rooms::TICK, |q| {
             q.bind(["room-1", "room-2"].map(String::from).to_vec())
+                .bind(vec![ALICE.to_owned(), "m1@x.com".to_owned()])
+                .bind(Utc::now())
         }),
         ("PRIVATE_READERS", rooms::PRIVATE_READERS, |q| q.bind(ROOM)),
         ("LIST_MEMBERS", members::LIST_MEMBERS, |q| q.bind(ROOM)),

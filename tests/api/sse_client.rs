@@ -89,7 +89,21 @@ impl RawStream {
     }
 
     /// The next block that is not a heartbeat comment.
+    /// The next event of the room's log (or `reset`): heartbeats and `read` marks (which
+    /// have no id and are not part of the log) are skipped.
     pub async fn next_event(&mut self, wait: Duration) -> Option<Block> {
+        loop {
+            match self.next(wait).await {
+                Some(block) if block.comment || block.event.as_deref() == Some("read") => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The next event, `read` marks included.
+    pub async fn next_any_event(&mut self, wait: Duration) -> Option<Block> {
         loop {
             match self.next(wait).await {
                 Some(block) if block.comment => continue,
@@ -175,6 +189,8 @@ pub async fn follow_to(
                 Err(_) => break 'sources,
                 Ok(None) => panic!("the EventSource gave up"),
                 Ok(Some(Ok(Event::Open))) => followed.opens += 1,
+                // Read marks (the follower's own posts move its mark) are not in the log.
+                Ok(Some(Ok(Event::Message(message)))) if message.event == "read" => {}
                 Ok(Some(Ok(Event::Message(message)))) => {
                     assert_eq!(message.event, "message", "{message:?}");
                     let data: Value = serde_json::from_str(&message.data).unwrap();

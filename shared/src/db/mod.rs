@@ -3,6 +3,7 @@
 pub mod limits;
 pub mod members;
 pub mod messages;
+pub mod reads;
 pub mod rooms;
 pub mod uploads;
 
@@ -57,4 +58,13 @@ pub async fn migrate(config: &DatabaseConfig) -> anyhow::Result<()> {
 /// Whether `err` is a unique violation of the named constraint or index.
 pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation() && db.constraint() == Some(constraint))
+}
+
+/// The code a log-write function raised (`RAISE EXCEPTION '<code>' USING ERRCODE = 'CH400'`)
+/// to undo everything it did, e.g. `invalid_upload`.
+pub(crate) fn raised(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("CH400") => Some(db.message()),
+        _ => None,
+    }
 }

@@ -20,8 +20,19 @@ pub struct RoomRow {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub last_seq: i64,
+    /// The room's newest log event (a post, edit, reaction change or delete).
+    pub last_event: i64,
     /// Bumped on every membership change (the stream hub watches it).
     pub members_version: i64,
+}
+
+/// A room in `GET /api/rooms`, with the caller's read mark.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoomListRow {
+    #[sqlx(flatten)]
+    pub room: RoomRow,
+    pub last_read_seq: i64,
+    pub unread: i64,
 }
 
 /// The most rooms `GET /api/rooms` returns.
@@ -37,6 +48,7 @@ pub struct CreateOutcome {
     created_by: Option<String>,
     created_at: Option<DateTime<Utc>>,
     last_seq: Option<i64>,
+    last_event: Option<i64>,
     members_version: Option<i64>,
     pub tokens_left: Option<f64>,
     pub tokens_before: Option<f64>,
@@ -51,6 +63,7 @@ impl CreateOutcome {
             created_by: self.created_by.clone()?,
             created_at: self.created_at?,
             last_seq: self.last_seq?,
+            last_event: self.last_event?,
             members_version: self.members_version?,
         })
     }
@@ -83,10 +96,10 @@ pub const INSERT_ROOM: &str = r#"
         INSERT INTO chat_rooms (id, name, visibility, created_by)
         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM quota)
         ON CONFLICT (id) DO NOTHING
-        RETURNING id, name, visibility, created_by, created_at, last_seq, members_version
+        RETURNING id, name, visibility, created_by, created_at, last_seq, last_event, members_version
     )
     SELECT room.id, room.name, room.visibility, room.created_by, room.created_at, room.last_seq,
-           room.members_version,
+           room.last_event, room.members_version,
            (SELECT tokens FROM quota) AS tokens_left,
            (SELECT LEAST($6, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $7)
             FROM chat_rate_limits b WHERE b.user_email = $4 AND b.action = $5) AS tokens_before
@@ -115,10 +128,25 @@ pub async fn insert_room(
         .await
 }
 
-/// The rooms user `$1` may see, in id order (`chat_rooms_pkey`), at most `$2`.
+/// The rooms user `$1` may see, in id order (`chat_rooms_pkey`), at most `$2`, each with
+/// the user's read mark (`chat_read_marks_pkey`) and unread count.
+///
+/// `unread` costs no scan of the room's messages: the author's mark moves to each of their
+/// posts, so no message of theirs lies after it, and the messages after the mark are
+/// `last_seq - last_read_seq` (seqs have no gaps), less the tombstones after it, counted
+/// through the partial index `chat_messages_deleted` (deleted messages only).
 pub const LIST_ROOMS: &str = r#"
-    SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.members_version
+    SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.last_event,
+           r.members_version, k.last_read_seq,
+           GREATEST(0, r.last_seq - k.last_read_seq
+                       - (SELECT count(*) FROM chat_messages d
+                          WHERE d.room_id = r.id AND d.seq > k.last_read_seq
+                            AND d.deleted_at IS NOT NULL)) AS unread
     FROM chat_rooms r
+    CROSS JOIN LATERAL (
+        SELECT COALESCE((SELECT m.last_read_seq FROM chat_read_marks m
+                         WHERE m.room_id = r.id AND m.user_email = $1), 0) AS last_read_seq
+    ) k
     WHERE (r.visibility = 'public' OR r.created_by = $1
            OR EXISTS (SELECT 1 FROM chat_room_members mm
                       WHERE mm.room_id = r.id AND mm.user_email = $1))
@@ -127,7 +155,7 @@ pub const LIST_ROOMS: &str = r#"
 "#;
 
 /// The rooms `user` may see, in id order, at most [`LIST_LIMIT`].
-pub async fn list_rooms(db: impl PgExecutor<'_>, user: &str) -> sqlx::Result<Vec<RoomRow>> {
+pub async fn list_rooms(db: impl PgExecutor<'_>, user: &str) -> sqlx::Result<Vec<RoomListRow>> {
     sqlx::query_as(LIST_ROOMS)
         .bind(user)
         .bind(LIST_LIMIT)
@@ -137,7 +165,8 @@ pub async fn list_rooms(db: impl PgExecutor<'_>, user: &str) -> sqlx::Result<Vec
 
 /// Room `$1`, by `chat_rooms_pkey`, if user `$2` may see it; no row otherwise.
 pub const FIND_VISIBLE: &str = r#"
-    SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.members_version
+    SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.last_event,
+           r.members_version
     FROM chat_rooms r
     WHERE r.id = $1
       AND (r.visibility = 'public' OR r.created_by = $2
@@ -159,21 +188,65 @@ pub async fn find_visible(
 }
 
 /// What the stream hub reads of each watched room every tick.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct RoomHead {
     pub id: String,
-    pub last_seq: i64,
+    /// The newest log event.
+    pub last_event: i64,
     pub members_version: i64,
 }
 
-/// The head of each room among `$1` that exists, by `chat_rooms_pkey`.
-pub const HEADS: &str = r#"
-    SELECT id, last_seq, members_version FROM chat_rooms WHERE id = ANY($1)
+/// A read mark that moved, as the tick reads it.
+#[derive(Debug, Clone)]
+pub struct MovedMark {
+    pub room_id: String,
+    pub user_email: String,
+    pub last_read_seq: i64,
+}
+
+/// The stream hub's one statement per tick, two reads in one round trip: the head
+/// (`last_event`, `members_version`) of each room among `$1` that exists, by
+/// `chat_rooms_pkey`; and the read marks of users `$2` that moved after `$3`, through
+/// `chat_read_marks_user_updated`. A `head` row has no user; a `mark` row carries the mark
+/// in `n`.
+pub const TICK: &str = r#"
+    SELECT 'head' AS kind, r.id AS room_id, NULL::text AS user_email, r.last_event AS n,
+           r.members_version
+    FROM chat_rooms r WHERE r.id = ANY($1)
+    UNION ALL
+    SELECT 'mark', k.room_id, k.user_email, k.last_read_seq, 0
+    FROM chat_read_marks k WHERE k.user_email = ANY($2) AND k.updated_at > $3
 "#;
 
-/// The head of each of `ids` that exists: the hub's one query per tick.
-pub async fn heads(db: impl PgExecutor<'_>, ids: &[String]) -> sqlx::Result<Vec<RoomHead>> {
-    sqlx::query_as(HEADS).bind(ids).fetch_all(db).await
+/// The heads of `ids` that exist, and the marks of `users` that moved after `since`.
+pub async fn tick(
+    db: impl PgExecutor<'_>,
+    ids: &[String],
+    users: &[String],
+    since: DateTime<Utc>,
+) -> sqlx::Result<(Vec<RoomHead>, Vec<MovedMark>)> {
+    let rows: Vec<(String, String, Option<String>, i64, i64)> = sqlx::query_as(TICK)
+        .bind(ids)
+        .bind(users)
+        .bind(since)
+        .fetch_all(db)
+        .await?;
+    let (mut heads, mut marks) = (Vec::new(), Vec::new());
+    for (kind, room_id, user_email, n, members_version) in rows {
+        match (kind.as_str(), user_email) {
+            ("mark", Some(user_email)) => marks.push(MovedMark {
+                room_id,
+                user_email,
+                last_read_seq: n,
+            }),
+            _ => heads.push(RoomHead {
+                id: room_id,
+                last_event: n,
+                members_version,
+            }),
+        }
+    }
+    Ok((heads, marks))
 }
 
 /// Room `$1`'s visibility and everyone who may read it were it private: its members, then

@@ -1,11 +1,13 @@
 //! Validated input types. Handlers hold only these, so no check can be forgotten.
 
+mod emoji;
 mod message;
 mod page;
 mod room;
 mod upload;
 mod user;
 
+pub use emoji::Emoji;
 pub use message::{ClientId, FileIds, MessageContent};
 pub use page::{Cursor, Page, PageLimit};
 pub use room::{RoomId, RoomName, Visibility};

@@ -68,6 +68,13 @@ impl ApiError {
         }
     }
 
+    pub fn message_not_found() -> Self {
+        Self::NotFound {
+            code: "message_not_found",
+            message: "No such message in this room.".into(),
+        }
+    }
+
     pub fn room_not_found() -> Self {
         Self::NotFound {
             code: "room_not_found",

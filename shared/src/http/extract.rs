@@ -5,12 +5,13 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use bytes::Bytes;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use super::ApiError;
 use super::body::{MAX_BODY_BYTES, parse_json};
 use super::query::Query;
 use crate::App;
-use crate::domain::{RoomId, User};
+use crate::domain::{Emoji, RoomId, User};
 
 /// The caller, from `Authorization: Bearer <JWT>`.
 pub struct Authed(pub User);
@@ -93,6 +94,45 @@ impl<S: Send + Sync> FromRequestParts<S> for MemberPath {
             .ok_or_else(ApiError::route_not_found)?;
         Ok(Self(room, email))
     }
+}
+
+/// `{room}` and `{message}` from a message's path. A `{message}` that is not a UUID names
+/// no message: 404 `message_not_found`, like an unknown one.
+pub struct MessagePath(pub RoomId, pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for MessagePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        Ok(Self(room_param(&params)?, message_param(&params)?))
+    }
+}
+
+/// `{room}`, `{message}` and `{emoji}` (percent-decoded) from a reaction's path.
+pub struct ReactionPath(pub RoomId, pub Uuid, pub Emoji);
+
+impl<S: Send + Sync> FromRequestParts<S> for ReactionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = path_params(parts, state).await?;
+        let room = room_param(&params)?;
+        let message = message_param(&params)?;
+        let emoji = params
+            .iter()
+            .find(|(k, _)| k == "emoji")
+            .ok_or_else(ApiError::route_not_found)?;
+        Ok(Self(room, message, Emoji::parse(&emoji.1)?))
+    }
+}
+
+fn message_param(params: &[(String, String)]) -> Result<Uuid, ApiError> {
+    params
+        .iter()
+        .find(|(k, _)| k == "message")
+        .and_then(|(_, v)| Uuid::try_parse(v).ok())
+        .ok_or_else(ApiError::message_not_found)
 }
 
 async fn path_params<S: Send + Sync>(

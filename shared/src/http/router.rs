@@ -31,10 +31,12 @@ pub enum Function {
     Members,
     PresignUpload,
     CleanupUploads,
+    Message,
+    Read,
 }
 
 impl Function {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Health,
         Self::Rooms,
         Self::ListMessages,
@@ -43,6 +45,8 @@ impl Function {
         Self::Members,
         Self::PresignUpload,
         Self::CleanupUploads,
+        Self::Message,
+        Self::Read,
     ];
 
     /// Its file under `api/` without `.rs`, which is also its Vercel path after `/api/`.
@@ -56,6 +60,8 @@ impl Function {
             Self::Members => "members",
             Self::PresignUpload => "presign_upload",
             Self::CleanupUploads => "cron/cleanup-uploads",
+            Self::Message => "message",
+            Self::Read => "read",
         }
     }
 

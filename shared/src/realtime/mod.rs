@@ -1,6 +1,13 @@
 //! Real-time delivery: one hub per process watches every room that has subscribers with
-//! one query per tick (or a NOTIFY wake-up), reads new messages once, renders each once,
-//! and fans the frames out to that room's subscribers in process.
+//! one query per tick (or a NOTIFY wake-up), reads each room's log once, renders each
+//! change once (and once more per subscriber with reactions of their own), and fans the
+//! frames out to that room's subscribers in process.
+//!
+//! A room's log is its messages in the order of their newest event (`event_id`): a post,
+//! an edit, a reaction change and a delete each give the message the room's next event id.
+//! Reading `event_id > cursor` yields every change since the cursor, a message changed
+//! several times in between once, in its newest state. Live delivery (the hub) and catch-up
+//! (a subscriber that resumes or fell behind) read the log the same way.
 
 mod listener;
 pub mod sse;
@@ -29,23 +36,40 @@ use crate::views::{MessageView, sign_messages};
 const ROOM_BUFFER: usize = 1024;
 /// Rows per catch-up query.
 pub(crate) const PAGE: i64 = 500;
+/// How far back each tick re-reads moved read marks: a mark committed late (its
+/// `updated_at` is its transaction's start) or stamped by a clock a little behind is still
+/// seen. Marks already told are skipped.
+const MARK_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// What a room's feed carries.
 #[derive(Debug)]
 pub enum Delivery {
-    /// One message, rendered once as an SSE frame for every subscriber.
-    Message { seq: i64, frame: Bytes },
+    /// One change of the log, event `id`, rendered once as an SSE frame for every
+    /// subscriber, and once for each subscriber with reactions of their own (`personal`).
+    /// The read that found it began after event `after`: a subscriber that has sent less
+    /// catches up to `after` from the log first.
+    Change {
+        id: i64,
+        after: i64,
+        frame: Bytes,
+        personal: Vec<(String, Bytes)>,
+    },
     /// The private room's membership changed: who may still read it. Everyone else's
     /// stream ends.
     Readers(HashSet<String>),
+    /// `user`'s read mark moved in some room: an `event: read` frame (no id) for their
+    /// streams only.
+    Read { user: String, frame: Bytes },
 }
 
 struct RoomFeed {
     sender: broadcast::Sender<Arc<Delivery>>,
-    /// The newest seq broadcast (or known to be delivered otherwise) for this room.
+    /// The newest event broadcast (or known to be delivered otherwise) for this room.
     cursor: i64,
     /// The room's `members_version` as last seen.
     members_version: i64,
+    /// Who holds a stream on this room here, and how many each.
+    users: HashMap<String, usize>,
 }
 
 /// The per-process hub. Cheap to clone.
@@ -67,6 +91,8 @@ pub(crate) struct HubInner {
     pub(crate) per_user: Mutex<HashMap<String, usize>>,
     /// Concurrent streams one user may hold here.
     pub(crate) max_per_user: usize,
+    /// The read marks last announced, per (room, user), so a mark is told once.
+    marks: Mutex<HashMap<(String, String), i64>>,
     /// How long one tick's query, or one room's read, may take (`DatabaseConfig::deadline`).
     deadline: std::time::Duration,
     shutdown: watch::Sender<bool>,
@@ -92,6 +118,7 @@ impl Hub {
             stats: Stats::default(),
             per_user: Mutex::new(HashMap::new()),
             max_per_user,
+            marks: Mutex::new(HashMap::new()),
             deadline: database.deadline(),
             shutdown: watch::channel(false).0,
         }))
@@ -101,28 +128,41 @@ impl Hub {
         &self.0
     }
 
-    /// Registers interest in `room` and returns its live feed. `known_last_seq` and
-    /// `members_version` are what the caller read of the room before registering: a room
-    /// new to the hub starts its cursor there, so every later message is broadcast and every
-    /// earlier one is in the caller's own catch-up read, and every later membership change
-    /// is announced.
+    /// Registers `user`'s interest in `room` and returns its live feed. `known_last_event`
+    /// and `members_version` are what the caller read of the room before registering: a
+    /// room new to the hub starts its cursor there, so every later change is broadcast and
+    /// every earlier one is in the caller's own catch-up read, and every later membership
+    /// change is announced. [`Hub::leave`] undoes it.
     pub fn register(
         &self,
         room: &str,
-        known_last_seq: i64,
+        user: &str,
+        known_last_event: i64,
         members_version: i64,
     ) -> broadcast::Receiver<Arc<Delivery>> {
         self.start();
         let mut rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| RoomFeed {
-                sender: broadcast::channel(ROOM_BUFFER).0,
-                cursor: known_last_seq,
-                members_version,
-            })
-            .sender
-            .subscribe()
+        let feed = rooms.entry(room.to_owned()).or_insert_with(|| RoomFeed {
+            sender: broadcast::channel(ROOM_BUFFER).0,
+            cursor: known_last_event,
+            members_version,
+            users: HashMap::new(),
+        });
+        *feed.users.entry(user.to_owned()).or_insert(0) += 1;
+        feed.sender.subscribe()
+    }
+
+    /// `user`'s stream on `room` ended.
+    pub(crate) fn leave(&self, room: &str, user: &str) {
+        let mut rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(feed) = rooms.get_mut(room)
+            && let Some(count) = feed.users.get_mut(user)
+        {
+            *count -= 1;
+            if *count == 0 {
+                feed.users.remove(user);
+            }
+        }
     }
 
     /// Ends every open stream (SIGTERM): clients reconnect with `Last-Event-ID`.
@@ -215,14 +255,58 @@ impl HubInner {
         self.stats.polls.add(1);
         self.stats.statements.fetch_add(1, Ordering::Relaxed);
         let ids: Vec<String> = watched.iter().map(|(id, _)| id.clone()).collect();
-        let heads = db::rooms::heads(&self.db, &ids).await?;
+        let users: Vec<String> = self
+            .per_user
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let since = chrono::Utc::now() - MARK_WINDOW;
+        let (heads, marks) = db::rooms::tick(&self.db, &ids, &users, since).await?;
         self.announce_membership_changes(&heads).await?;
         let advanced = watched.into_iter().filter_map(|(id, cursor)| {
-            let head = heads.iter().find(|h| h.id == id)?.last_seq;
+            let head = heads.iter().find(|h| h.id == id)?.last_event;
             (head > cursor).then_some((id, cursor, head))
         });
         self.fan_out(advanced.collect()).await;
+        self.announce_marks(&users, marks);
         Ok(())
+    }
+
+    /// Tells each user with a stream here of their read marks that moved lately (in any
+    /// room), once per mark; read by the tick's one statement, whatever the number of
+    /// streams. Marks are re-read for [`MARK_WINDOW`] so a slow commit is not missed; the
+    /// ones already told are skipped.
+    fn announce_marks(&self, users: &[String], moved: Vec<db::rooms::MovedMark>) {
+        let mut fresh = Vec::new();
+        {
+            let mut told = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+            told.retain(|(_, user), _| users.contains(user));
+            for mark in moved {
+                let key = (mark.room_id, mark.user_email);
+                if told.get(&key).is_some_and(|&seq| seq >= mark.last_read_seq) {
+                    continue;
+                }
+                told.insert(key.clone(), mark.last_read_seq);
+                fresh.push((key.0, key.1, mark.last_read_seq));
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        for (room, user, last_read_seq) in fresh {
+            let data = serde_json::json!({ "room_id": room, "last_read_seq": last_read_seq });
+            let frame = sse::event_without_id("read", &data.to_string());
+            let delivery = Arc::new(Delivery::Read {
+                user: user.clone(),
+                frame,
+            });
+            for feed in rooms.values().filter(|f| f.users.contains_key(&user)) {
+                let _ = feed.sender.send(delivery.clone());
+            }
+        }
     }
 
     /// For each watched room whose membership changed since the last tick, tells its
@@ -298,38 +382,58 @@ impl HubInner {
 
     async fn deliver(&self, room: &str, mut cursor: i64, head: i64) -> anyhow::Result<()> {
         loop {
+            let subscribers: Vec<String> = {
+                let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+                match rooms.get(room) {
+                    Some(feed) => feed.users.keys().cloned().collect(),
+                    None => return Ok(()),
+                }
+            };
             self.stats.statements.fetch_add(1, Ordering::Relaxed);
-            let rows = db::messages::hub_range(&self.db, room, cursor, head, PAGE).await?;
+            let rows =
+                db::messages::hub_range(&self.db, room, cursor, head, PAGE, &subscribers).await?;
             let fetched = rows.len() as i64;
-            // A membership change committed before these messages: tell the subscribers who
+            // A membership change committed before these changes: tell the subscribers who
             // may still read the room first, on the same channel, so a removed member's
             // stream ends before any of them (the wake-up path has no heads query).
             if let Some(version) = rows.first().map(|r| r.members_version) {
                 let head = db::rooms::RoomHead {
                     id: room.to_owned(),
-                    last_seq: head,
+                    last_event: head,
                     members_version: version,
                 };
                 self.announce_membership_changes(std::slice::from_ref(&head))
                     .await?;
             }
-            let rows = rows.into_iter().map(|r| r.message).collect();
-            let views = sign_messages(&self.storage, rows).await?;
+            let mut reactors = Vec::with_capacity(rows.len());
+            let mut messages = Vec::with_capacity(rows.len());
+            for row in rows {
+                reactors.push(row.reactors.0);
+                messages.push(row.message);
+            }
+            let views = sign_messages(&self.storage, messages).await?;
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
             let Some(feed) = rooms.get_mut(room) else {
                 return Ok(());
             };
-            for view in views {
+            // What the subscribers in step with this feed have seen: the kind of each change
+            // (new or updated) is told against it.
+            let seen = feed.cursor;
+            for (view, reactors) in views.into_iter().zip(reactors) {
                 // Another read (a tick and a wake-up at once) may have sent these already.
-                if view.seq <= feed.cursor {
+                if view.event_id <= feed.cursor {
                     continue;
                 }
-                let frame = render(&view);
-                feed.cursor = view.seq;
+                let frame = render(&view, seen);
+                let personal = personal_frames(&view, &reactors, seen);
+                let after = feed.cursor;
+                feed.cursor = view.event_id;
                 // No receivers is fine: the room is dropped on the next tick.
-                let _ = feed.sender.send(Arc::new(Delivery::Message {
-                    seq: view.seq,
+                let _ = feed.sender.send(Arc::new(Delivery::Change {
+                    id: view.event_id,
+                    after,
                     frame,
+                    personal,
                 }));
             }
             cursor = feed.cursor;
@@ -341,10 +445,38 @@ impl HubInner {
     }
 }
 
-/// The SSE frame of one message.
-pub(crate) fn render(view: &MessageView) -> Bytes {
+/// The frames of `view` for each subscriber with reactions of their own on it.
+fn personal_frames(
+    view: &MessageView,
+    reactors: &[(String, String)],
+    seen: i64,
+) -> Vec<(String, Bytes)> {
+    let mut by_user: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (user, emoji) in reactors {
+        match by_user.iter_mut().find(|(u, _)| u == user) {
+            Some((_, emoji_of)) => emoji_of.push(emoji),
+            None => by_user.push((user, vec![emoji])),
+        }
+    }
+    by_user
+        .into_iter()
+        .map(|(user, mine)| (user.to_owned(), render(&view.for_viewer(&mine), seen)))
+        .collect()
+}
+
+/// The SSE frame of one change to a message: `id:` its event id; `message.deleted` for a
+/// tombstone, `message` for a message created after event `seen` (the reader's resume
+/// point), `message.updated` otherwise. The data is the message's full current view.
+pub(crate) fn render(view: &MessageView, seen: i64) -> Bytes {
+    let name = if view.deleted_at.is_some() {
+        "message.deleted"
+    } else if view.created_event > seen {
+        "message"
+    } else {
+        "message.updated"
+    };
     let data = serde_json::to_string(view).unwrap_or_else(|_| "{}".into());
-    sse::event(view.seq, "message", &data)
+    sse::event(view.event_id, name, &data)
 }
 
 /// Polls every `STREAM_POLL_MS`, or at once on a wake-up, for the life of the process.

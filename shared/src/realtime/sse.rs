@@ -18,6 +18,13 @@ pub fn event(id: i64, name: &str, data: &str) -> Bytes {
     Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
 }
 
+/// An event with no `id:` line: `EventSource` keeps its last event id, so the resume point
+/// is untouched (read marks).
+pub fn event_without_id(name: &str, data: &str) -> Bytes {
+    debug_assert!(!data.contains('\n'));
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
-//! One SSE subscriber: registers with the hub, catches up from Postgres after its resume
-//! point, then forwards live frames, skipping any seq it already sent. Never waited on:
-//! a subscriber that cannot keep up is cut off and reconnects with `Last-Event-ID`.
+//! One SSE subscriber: registers with the hub, catches up from the room's log after its
+//! resume point, then forwards live frames, skipping any event it already sent. Never
+//! waited on: a subscriber that cannot keep up is cut off and reconnects with
+//! `Last-Event-ID`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,23 +29,23 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type FrameResult = Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Where a new stream starts.
+/// Where a new stream starts, in event ids of the room's log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
-    /// No resume point: only messages after the room's current `last_seq`.
+    /// No resume point: only changes after the room's current `last_event`.
     Tail(i64),
-    /// Every message after this seq.
+    /// Every change after this event.
     Resume(i64),
-    /// Too far behind (or ahead): send `reset` with this seq, then continue from it.
+    /// Too far behind (or ahead): send `reset` with this event id, then continue from it.
     Reset(i64),
 }
 
 impl Start {
-    pub fn choose(resume: Option<i64>, last_seq: i64, max_backlog: i64) -> Self {
+    pub fn choose(resume: Option<i64>, last_event: i64, max_backlog: i64) -> Self {
         match resume {
-            None => Self::Tail(last_seq),
-            Some(seq) if seq > last_seq || last_seq - seq > max_backlog => Self::Reset(last_seq),
-            Some(seq) => Self::Resume(seq),
+            None => Self::Tail(last_event),
+            Some(id) if id > last_event || last_event - id > max_backlog => Self::Reset(last_event),
+            Some(id) => Self::Resume(id),
         }
     }
 }
@@ -65,6 +66,8 @@ pub enum StreamRefused {
 pub struct OpenStream {
     hub: Hub,
     user: String,
+    /// The room it subscribed to, once it has.
+    room: Option<String>,
 }
 
 impl OpenStream {
@@ -82,6 +85,7 @@ impl OpenStream {
         let guard = Self {
             hub: hub.clone(),
             user: user.to_owned(),
+            room: None,
         };
         if total >= inner.config.max_per_instance || *hub.shutdown_signal().borrow() {
             return Err(StreamRefused::InstanceFull);
@@ -95,6 +99,9 @@ impl OpenStream {
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
+        if let Some(room) = &self.room {
+            self.hub.leave(room, &self.user);
+        }
         let inner = self.hub.inner();
         inner.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
         let mut per_user = inner.per_user.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,18 +124,20 @@ impl Hub {
     /// Opens `user`'s stream on `room`, as they just read it, in the place `guard` holds.
     pub fn subscribe(
         &self,
-        guard: OpenStream,
+        mut guard: OpenStream,
         user: &User,
         room: &RoomRow,
         resume: Option<i64>,
     ) -> mpsc::Receiver<FrameResult> {
-        let live = self.register(&room.id, room.last_seq, room.members_version);
-        let start = Start::choose(resume, room.last_seq, self.inner().config.max_backlog);
+        let live = self.register(&room.id, &user.email, room.last_event, room.members_version);
+        guard.room = Some(room.id.clone());
+        let start = Start::choose(resume, room.last_event, self.inner().config.max_backlog);
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
         let subscriber = Subscriber {
             hub: self.clone(),
             room: room.id.clone(),
             user: user.email.clone(),
+            last_seq: room.last_seq,
             tx,
             sent: 0,
         };
@@ -141,8 +150,10 @@ struct Subscriber {
     hub: Hub,
     room: String,
     user: String,
+    /// The room's `last_seq` when the stream opened (for `reset`).
+    last_seq: i64,
     tx: mpsc::Sender<FrameResult>,
-    /// The newest seq sent to this client.
+    /// The newest event sent to this client.
     sent: i64,
 }
 
@@ -172,10 +183,10 @@ impl Subscriber {
             self.send(sse::retry(RETRY_MS)).await?;
             self.sent = match start {
                 Start::Tail(seq) | Start::Resume(seq) => seq,
-                Start::Reset(seq) => {
-                    let data = format!("{{\"last_seq\":{seq}}}");
-                    self.send(sse::event(seq, "reset", &data)).await?;
-                    seq
+                Start::Reset(id) => {
+                    let data = format!("{{\"last_seq\":{},\"last_event_id\":{id}}}", self.last_seq);
+                    self.send(sse::event(id, "reset", &data)).await?;
+                    id
                 }
             };
             // Boxed: the catch-up (a sqlx query in flight) is most of this future's size,
@@ -202,16 +213,29 @@ impl Subscriber {
                 tokio::select! {
                     biased;
                     received = live.recv() => match received.as_deref() {
-                        Ok(Delivery::Message { seq, .. }) if *seq <= self.sent => {}
-                        Ok(Delivery::Message { seq, frame }) => {
-                            // A gap means frames were broadcast before this stream could see
-                            // them; read them rather than skip them.
-                            if *seq > self.sent + 1 {
-                                Box::pin(self.catch_up(seq - 1)).await?;
+                        Ok(Delivery::Change { id, .. }) if *id <= self.sent => {}
+                        Ok(Delivery::Change { id, after, frame, personal }) => {
+                            // The hub's read began after a change this stream has not sent:
+                            // frames were broadcast before it could see them; read them from
+                            // the log rather than skip them.
+                            if *after > self.sent {
+                                Box::pin(self.catch_up(*after)).await?;
                             }
-                            self.send(frame.clone()).await?;
-                            self.sent = *seq;
+                            // The catch-up reads the log as it is now, so it may have sent
+                            // this change (or a newer state of it) already.
+                            if *id > self.sent {
+                                let frame = personal
+                                    .iter()
+                                    .find(|(user, _)| *user == self.user)
+                                    .map_or(frame, |(_, mine)| mine);
+                                self.send(frame.clone()).await?;
+                                self.sent = *id;
+                            }
                         }
+                        Ok(Delivery::Read { user, frame }) if *user == self.user => {
+                            self.send(frame.clone()).await?;
+                        }
+                        Ok(Delivery::Read { .. }) => {}
                         Ok(Delivery::Readers(readers)) if !readers.contains(&self.user) => {
                             return Err(End::Failed(anyhow::anyhow!("no longer a member")));
                         }
@@ -234,11 +258,15 @@ impl Subscriber {
         }
     }
 
-    /// Sends every message after `self.sent` up to `up_to` from Postgres, paged.
+    /// Sends every change after `self.sent` from the room's log, paged, as this stream's
+    /// user sees it; stops after event `up_to` is passed (changes beyond it come live, or
+    /// were already in a later page: a message is read at its newest event only).
     async fn catch_up(&mut self, up_to: i64) -> Result<(), End> {
         let inner = self.hub.inner();
-        loop {
-            let rows = db::messages::list_range(&inner.db, &self.room, self.sent, up_to, PAGE)
+        // The client has seen every message created up to here.
+        let seen = self.sent;
+        while self.sent < up_to {
+            let rows = db::messages::list_log(&inner.db, &self.room, self.sent, PAGE, &self.user)
                 .await
                 .map_err(|e| End::Failed(e.into()))?;
             let fetched = rows.len() as i64;
@@ -246,13 +274,14 @@ impl Subscriber {
                 .await
                 .map_err(End::Failed)?
             {
-                self.send(render(&view)).await?;
-                self.sent = view.seq;
+                self.send(render(&view, seen)).await?;
+                self.sent = view.event_id;
             }
             if fetched < PAGE {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     async fn send(&self, bytes: Bytes) -> Result<(), End> {
@@ -291,9 +320,11 @@ async fn stopped(mut signal: watch::Receiver<bool>) {
     }
 }
 
-/// `lifetime` ± 10 %, so clients opened together do not all reconnect in the same second.
+/// 80 to 100 % of `lifetime`, so clients opened together do not all reconnect in the same
+/// second. Never more: `STREAM_MAX_SECONDS` must fit the host's limit (Vercel's
+/// `maxDuration` of 300 s for the stream function).
 fn jittered(lifetime: Duration) -> Duration {
-    lifetime.mul_f64(rand::rng().random_range(0.9..=1.1))
+    lifetime.mul_f64(rand::rng().random_range(0.8..=1.0))
 }
 
 #[cfg(test)]
@@ -303,6 +334,7 @@ mod tests {
     #[test]
     fn the_start_depends_on_the_resume_point_and_the_gap() {
         assert_eq!(Start::choose(None, 10, 1000), Start::Tail(10));
+        assert_eq!(Start::choose(Some(0), 10, 1000), Start::Resume(0));
         assert_eq!(Start::choose(Some(4), 10, 1000), Start::Resume(4));
         assert_eq!(Start::choose(Some(10), 10, 1000), Start::Resume(10));
         assert_eq!(Start::choose(Some(5), 2000, 1000), Start::Reset(2000));
@@ -311,10 +343,10 @@ mod tests {
     }
 
     #[test]
-    fn lifetimes_vary_by_at_most_ten_percent() {
+    fn lifetimes_vary_downwards_by_at_most_twenty_percent() {
         for _ in 0..100 {
             let d = jittered(Duration::from_secs(100));
-            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110));
+            assert!(d >= Duration::from_secs(80) && d <= Duration::from_secs(100));
         }
     }
 }

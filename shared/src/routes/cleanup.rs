@@ -1,4 +1,5 @@
-//! `GET /api/cron/cleanup-uploads`: deletes uploads never attached to a message.
+//! `GET /api/cron/cleanup-uploads`: deletes uploads never attached to a message, and the
+//! objects of deleted messages that storage failed to delete at the time.
 
 use std::time::Instant;
 
@@ -14,6 +15,8 @@ use crate::storage;
 
 /// Rows claimed per batch.
 const BATCH: i64 = 100;
+/// Objects of deleted messages retried per run.
+const TRASH_BATCH: i64 = 1000;
 /// Concurrent object deletions.
 const PARALLEL_DELETES: usize = 16;
 /// Stop starting batches after this long, well inside the function's time limit; the next
@@ -68,10 +71,28 @@ pub async fn run(State(app): State<App>, headers: HeaderMap) -> Result<Response<
         deleted += claimed.len();
         batches += 1;
     }
-    tracing::info!(deleted, batches, more, "cleaned up orphaned uploads");
+    // Objects of deleted messages that storage did not delete at the time.
+    let trashed = db::messages::trashed(&app.db, TRASH_BATCH).await?;
+    if !trashed.is_empty() {
+        app.storage.delete_objects(&trashed).await?;
+        db::messages::empty_trash(&app.db, &trashed).await?;
+        more |= trashed.len() as i64 == TRASH_BATCH;
+    }
+    tracing::info!(
+        deleted,
+        batches,
+        more,
+        trashed = trashed.len(),
+        "cleaned up orphaned uploads"
+    );
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "deleted": deleted, "batches": batches, "more": more }),
+        &serde_json::json!({
+            "deleted": deleted,
+            "batches": batches,
+            "more": more,
+            "trashed": trashed.len(),
+        }),
     ))
 }
 

@@ -4,19 +4,19 @@ use axum::extract::State;
 use futures_util::future::try_join_all;
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::App;
 use crate::db;
-use crate::db::messages::{CLIENT_ID_KEY, FileRow, InsertOutcome, MessageRow, NewMessage};
+use crate::db::limits::{Quota, RateLimit};
+use crate::db::messages::{CLIENT_ID_KEY, MessageRow, NewMessage, WriteOutcome};
 use crate::db::uploads::UploadRow;
-use crate::domain::{ClientId, FileIds, MessageContent, Page, RoomId, User};
+use crate::domain::{ClientId, Cursor, FileIds, MessageContent, Page, PageLimit, RoomId, User};
 use crate::http::error::apply_quota;
-use crate::http::extract::{Authed, Background, JsonBody, RoomPath};
+use crate::http::extract::{Authed, Background, JsonBody, MessagePath, RoomPath};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body, json_response};
-use crate::storage::{self, ObjectState, Staged};
+use crate::storage::{ObjectState, Staged};
 use crate::views::{MessageView, sign_message, sign_messages};
 
 /// `GET /api/rooms/{room}/messages?limit=&before=&after=`: one page in ascending `seq`,
@@ -33,29 +33,37 @@ pub async fn list(
         query.get("after")?,
     )?;
     let (rows, has_more) = db::messages::list_page(&app.db, &room, &user.email, page).await?;
-    // An empty page is the only case where the room might not exist (or be hidden).
-    if rows.is_empty()
-        && db::rooms::find_visible(&app.db, &room, &user.email)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::room_not_found());
-    }
+    let last_event_id = match rows.first() {
+        Some(row) => row.room_last_event,
+        // An empty page is the only case where the room might not exist (or be hidden).
+        None => {
+            db::rooms::find_visible(&app.db, &room, &user.email)
+                .await?
+                .ok_or_else(ApiError::room_not_found)?
+                .last_event
+        }
+    };
+    let rows = rows.into_iter().map(|r| r.message).collect();
     let messages = sign_messages(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,
         &MessagePage {
             messages: &messages,
             has_more,
+            last_event_id: Some(last_event_id),
         },
     ))
 }
 
 /// A page of messages, serialised straight from the views (no `Value` tree in between).
+/// `last_event_id` (the message list only): the room's newest event as of this page, where
+/// a stream opened after it resumes (`?after=`).
 #[derive(Serialize)]
 struct MessagePage<'a> {
     messages: &'a [MessageView],
     has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_event_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,11 +74,14 @@ pub struct SendMessageRequest {
     pub file_ids: Option<Vec<Uuid>>,
     #[serde(default)]
     pub client_id: Option<ClientId>,
+    /// The message this one replies to, in the same room.
+    #[serde(default)]
+    pub reply_to: Option<Uuid>,
 }
 
-/// `POST /api/rooms/{room}/messages`: `{"content", "file_ids"?, "client_id"?}` → 201 with
-/// the message. The author is the token's user, whatever the body says. A repeat with the
-/// same `client_id` returns the stored message with 200 and stores nothing.
+/// `POST /api/rooms/{room}/messages`: `{"content", "file_ids"?, "client_id"?, "reply_to"?}`
+/// → 201 with the message. The author is the token's user, whatever the body says. A
+/// repeat with the same `client_id` returns the stored message with 200 and stores nothing.
 pub async fn post(
     State(app): State<App>,
     RoomPath(room): RoomPath,
@@ -88,6 +99,7 @@ pub async fn post(
         content: &content,
         client_id: request.client_id,
         file_ids: &file_ids,
+        reply_to: request.reply_to,
     };
 
     let uploads = match check_uploads(app, user, room, &file_ids).await {
@@ -98,9 +110,9 @@ pub async fn post(
 
     let limit = &app.config.limits.posts;
     let outcome = if file_ids.is_empty() {
-        db::messages::insert_message(&app.db, &message, limit).await
+        db::messages::post(&app.db, &message, limit).await
     } else {
-        insert_with_files(app, &message, &uploads).await?
+        post_with_files(app, &message, &uploads).await?
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -114,37 +126,38 @@ pub async fn post(
             };
             return stored_or(app, user, room, message.client_id, taken).await;
         }
+        // An upload attached by a concurrent send: this one failed whole.
+        Err(err) if db::raised(&err) == Some("invalid_upload") => return Err(upload_unusable()),
         Err(err) => return Err(err.into()),
     };
-    let quota = match limit.outcome(outcome.tokens_left, outcome.tokens_before) {
-        Ok(quota) => quota,
+    let (row, quota) = match written(outcome, limit) {
+        Ok(written) => written,
         // A retry of a stored send costs nothing, even with the bucket empty.
-        Err(refused) => return stored_or(app, user, room, message.client_id, refused.into()).await,
+        Err(err @ ApiError::RateLimited { .. }) => {
+            return stored_or(app, user, room, message.client_id, err).await;
+        }
+        Err(err) => return Err(err),
     };
-    let (Some(seq), Some(created_at)) = (outcome.seq, outcome.created_at) else {
-        return Err(ApiError::room_not_found());
-    };
-
     // Attached: the copies are what is served; the staging objects are not read again.
-    let staging = uploads.iter().map(|u| u.object_key.clone()).collect();
+    let staging = uploads.into_iter().map(|u| u.object_key).collect();
     background.spawn(app.storage.clone().delete_staging(staging));
-    let row = stored_row(&message, seq, created_at, uploads);
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
-    apply_quota(&quota, &mut response);
+    if let Some(quota) = quota {
+        apply_quota(&quota, &mut response);
+    }
     Ok(response)
 }
 
-/// Runs the insert in a transaction and commits only if every upload was attached: one
-/// attached concurrently by another send makes this one fail whole. First it locks the
-/// uploads and copies their bytes to their attached keys (conditioned on the ETags the HEAD
-/// check saw), so what the message serves is fixed; the room's row lock is taken only
-/// after, by the insert.
-async fn insert_with_files(
+/// Posts a message with files in a transaction that first locks the uploads and copies their
+/// bytes to their attached keys (conditioned on the ETags the HEAD check saw), so what the
+/// message serves is fixed and a concurrent send of the same uploads waits, then finds them
+/// attached. The room's row lock is taken only after, by `chat_post`.
+async fn post_with_files(
     app: &App,
     message: &NewMessage<'_>,
     uploads: &[UploadRow],
-) -> Result<sqlx::Result<InsertOutcome>, ApiError> {
+) -> Result<sqlx::Result<WriteOutcome>, ApiError> {
     let mut tx = app.db.begin().await?;
     let (ids, room) = (message.file_ids.as_slice(), message.room.as_str());
     if db::uploads::lock_pending(&mut *tx, ids, room, message.user_email).await? != ids.len() {
@@ -159,21 +172,168 @@ async fn insert_with_files(
         })
         .collect();
     app.storage.pin_all(&staged).await?;
-    let result = db::messages::insert_message(&mut *tx, message, &app.config.limits.posts).await;
-    match result {
-        Ok(outcome)
-            if outcome.seq.is_some()
-                && outcome.attached != message.file_ids.as_slice().len() as i64 =>
-        {
-            tx.rollback().await?;
-            Err(upload_unusable())
-        }
+    match db::messages::post(&mut *tx, message, &app.config.limits.posts).await {
         Ok(outcome) => {
             tx.commit().await?;
             Ok(Ok(outcome))
         }
-        other => Ok(other),
+        // Rolled back when `tx` drops.
+        Err(err) => Ok(Err(err)),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EditMessageRequest {
+    pub content: String,
+}
+
+/// `PATCH /api/rooms/{room}/messages/{message}`: `{"content"}` → 200 with the message,
+/// `edited_at` set. The author only; the rules of a post's content (blank only when the
+/// message has files, which stay attached).
+pub async fn edit(
+    State(app): State<App>,
+    MessagePath(room, id): MessagePath,
+    Authed(user): Authed,
+    JsonBody(request): JsonBody<EditMessageRequest>,
+) -> Result<Response<Body>, ApiError> {
+    // Blank content is checked against the message's files by `chat_edit`.
+    let content = MessageContent::parse(request.content, true)?;
+    let limit = &app.config.limits.edits;
+    let outcome = db::messages::edit(&app.db, &room, id, &user.email, &content, limit).await?;
+    respond(&app, written(outcome, limit)?).await
+}
+
+/// `DELETE /api/rooms/{room}/messages/{message}`: → 200 with the tombstone. The author or
+/// the room's owner. The message's files are deleted from storage (their URLs stop
+/// serving); one that cannot be deleted now stays in `chat_object_trash` for the cleanup
+/// cron. Deleting a tombstone again answers it.
+pub async fn delete(
+    State(app): State<App>,
+    MessagePath(room, id): MessagePath,
+    Authed(user): Authed,
+) -> Result<Response<Body>, ApiError> {
+    let limit = &app.config.limits.edits;
+    let mut outcome = db::messages::delete(&app.db, &room, id, &user.email, limit).await?;
+    let trashed = outcome.trashed.take().unwrap_or_default();
+    let written = written(outcome, limit)?;
+    if !trashed.is_empty() {
+        match app.storage.delete_objects(&trashed).await {
+            Ok(()) => db::messages::empty_trash(&app.db, &trashed).await?,
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                objects = trashed.len(),
+                "objects of a deleted message left for the cleanup cron"
+            ),
+        }
+    }
+    respond(&app, written).await
+}
+
+/// `GET /api/rooms/{room}/messages/{message}/replies?limit=&after=`: the replies to a
+/// message, oldest first, after seq `after`, `{"messages", "has_more"}`.
+pub async fn replies(
+    State(app): State<App>,
+    MessagePath(room, id): MessagePath,
+    Authed(user): Authed,
+    query: Query,
+) -> Result<Response<Body>, ApiError> {
+    let limit = query
+        .get("limit")?
+        .map(PageLimit::parse)
+        .transpose()?
+        .unwrap_or(PageLimit::DEFAULT);
+    let after = query
+        .get("after")?
+        .map(|v| Cursor::parse("after", v))
+        .transpose()?
+        .map_or(0, Cursor::get);
+    let (rows, has_more) =
+        db::messages::list_replies(&app.db, &room, id, &user.email, after, limit.get()).await?;
+    if rows.is_empty() && !db::messages::exists(&app.db, &room, id, &user.email).await? {
+        return Err(
+            match db::rooms::find_visible(&app.db, &room, &user.email).await? {
+                Some(_) => ApiError::message_not_found(),
+                None => ApiError::room_not_found(),
+            },
+        );
+    }
+    let messages = sign_messages(&app.storage, rows).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &MessagePage {
+            messages: &messages,
+            has_more,
+            last_event_id: None,
+        },
+    ))
+}
+
+/// The message a write answered with, and the bucket it took from; or the write's refusal
+/// as an API error.
+pub(crate) fn written(
+    outcome: WriteOutcome,
+    limit: &RateLimit,
+) -> Result<(MessageRow, Option<Quota>), ApiError> {
+    let refusal = match outcome.outcome.as_str() {
+        "ok" => {
+            let quota = outcome
+                .tokens_left
+                .map(|left| limit.outcome(Some(left), None))
+                .transpose()?;
+            let row = outcome
+                .message
+                .ok_or_else(|| anyhow::anyhow!("a write answered ok without its message"))?;
+            return Ok((row, quota));
+        }
+        "rate_limited" => {
+            return Err(limit
+                .outcome(None, outcome.tokens_before)
+                .unwrap_err()
+                .into());
+        }
+        "room_not_found" => ApiError::room_not_found(),
+        "message_not_found" => ApiError::message_not_found(),
+        "not_message_author" => ApiError::Forbidden {
+            code: "not_message_author",
+            message:
+                "Only its author (or, to delete it, the room's owner) may do that to a message."
+                    .into(),
+        },
+        "message_deleted" => ApiError::Conflict {
+            code: "message_deleted",
+            message: "The message was deleted.".into(),
+        },
+        "reply_to_invalid" => ApiError::bad_request(
+            "invalid_field",
+            "`reply_to` must name a message of this room.",
+        ),
+        "content_required" => ApiError::bad_request(
+            "invalid_field",
+            "`content` must not be empty unless files are attached.",
+        ),
+        "too_many_reactions" => ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "A message may carry at most {} different emoji.",
+                db::messages::MAX_EMOJI_PER_MESSAGE
+            ),
+        ),
+        other => return Err(anyhow::anyhow!("a write answered {other:?}").into()),
+    };
+    Err(refusal)
+}
+
+/// 200 with the message a write answered, and its bucket's `RateLimit-*` headers.
+pub(crate) async fn respond(
+    app: &App,
+    (row, quota): (MessageRow, Option<Quota>),
+) -> Result<Response<Body>, ApiError> {
+    let view = sign_message(&app.storage, row).await?;
+    let mut response = json_response(StatusCode::OK, &view);
+    if let Some(quota) = quota {
+        apply_quota(&quota, &mut response);
+    }
+    Ok(response)
 }
 
 /// The message stored under `client_id`, with 200; otherwise `err`.
@@ -250,36 +410,4 @@ fn upload_unusable() -> ApiError {
         "invalid_upload",
         "An upload in `file_ids` does not exist, is not yours, is for another room, or is already attached.",
     )
-}
-
-/// The stored message, from what was sent and what the insert assigned (no re-read).
-fn stored_row(
-    message: &NewMessage<'_>,
-    seq: i64,
-    created_at: chrono::DateTime<chrono::Utc>,
-    uploads: Vec<UploadRow>,
-) -> MessageRow {
-    // Files are shown in id (upload) order, as the list query returns them.
-    let mut uploads = uploads;
-    uploads.sort_by_key(|u| u.id);
-    let files = uploads
-        .into_iter()
-        .map(|u| FileRow {
-            id: u.id,
-            object_key: storage::attached_key(&u.object_key),
-            file_name: u.file_name,
-            content_type: u.content_type,
-            size: u.size,
-        })
-        .collect();
-    MessageRow {
-        id: message.id,
-        room_id: message.room.as_str().to_owned(),
-        seq,
-        user_email: message.user_email.to_owned(),
-        content: message.content.as_str().to_owned(),
-        client_id: message.client_id,
-        created_at,
-        files: Json(files),
-    }
 }

@@ -6,6 +6,8 @@ pub mod cleanup;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod reactions;
+pub mod read;
 pub mod rooms;
 pub mod stream;
 pub mod uploads;
@@ -23,6 +25,8 @@ pub fn table() -> Vec<Route> {
     const GET: Method = Method::GET;
     const POST: Method = Method::POST;
     const DELETE: Method = Method::DELETE;
+    const PUT: Method = Method::PUT;
+    const PATCH: Method = Method::PATCH;
     vec![
         Route::new(Health, GET, "/api/health", health::get),
         Route::new(Rooms, GET, "/api/rooms", rooms::list),
@@ -39,6 +43,37 @@ pub fn table() -> Vec<Route> {
             "/api/rooms/{room}/messages",
             messages::post,
         ),
+        Route::new(
+            Message,
+            PATCH,
+            "/api/rooms/{room}/messages/{message}",
+            messages::edit,
+        ),
+        Route::new(
+            Message,
+            DELETE,
+            "/api/rooms/{room}/messages/{message}",
+            messages::delete,
+        ),
+        Route::new(
+            Message,
+            PUT,
+            "/api/rooms/{room}/messages/{message}/reactions/{emoji}",
+            reactions::add,
+        ),
+        Route::new(
+            Message,
+            DELETE,
+            "/api/rooms/{room}/messages/{message}/reactions/{emoji}",
+            reactions::remove,
+        ),
+        Route::new(
+            ListMessages,
+            GET,
+            "/api/rooms/{room}/messages/{message}/replies",
+            messages::replies,
+        ),
+        Route::new(Read, PUT, "/api/rooms/{room}/read", read::mark),
         Route::new(Stream, GET, "/api/rooms/{room}/stream", stream::open),
         Route::new(Members, GET, "/api/rooms/{room}/members", members::list),
         Route::new(Members, POST, "/api/rooms/{room}/members", members::add),

@@ -66,8 +66,8 @@ pub enum ObjectState {
 
 /// Where attached files are copied to. Keys under it are never presigned for a PUT
 /// ([`Storage::presign_put`] only signs [`Storage::object_key`]s, which start with `rooms/`).
-/// `INSERT_MESSAGE` (db/messages.rs) writes the same expression,
-/// `'attached/' || u.object_key`, into `chat_message_files`.
+/// `chat_post` (migrations/20261201000003_attached_files.sql) writes the same expression,
+/// `'attached/' || object_key`, into `chat_message_files`.
 pub const ATTACHED_PREFIX: &str = "attached/";
 
 /// The key an upload's bytes are copied to when a message attaches it.
@@ -240,6 +240,12 @@ impl Storage {
             .send()
             .await
             .with_context(|| format!("DELETE {key}"))?;
+        Ok(())
+    }
+
+    /// Deletes objects, all at once; a missing one is not an error.
+    pub async fn delete_objects(&self, keys: &[String]) -> anyhow::Result<()> {
+        futures_util::future::try_join_all(keys.iter().map(|key| self.delete(key))).await?;
         Ok(())
     }
 

@@ -109,7 +109,7 @@ impl Db {
     }
 
     /// Fills `room` (which must exist and be empty) with `messages` messages, `files_percent`
-    /// of them with one file, in one transaction, and sets its `last_seq` to the newest seq.
+    /// of them with one file, in one transaction, and sets its `last_seq` (and `last_event`: each message one post event) to the newest seq.
     /// Then VACUUM ANALYZE, as autovacuum would leave a table of that age.
     pub async fn seed_room(
         &self,
@@ -122,9 +122,9 @@ impl Db {
         // UUIDv7-like ids (time-ordered, like the API's) from a base time and the seq.
         sqlx::query(
             r#"
-            INSERT INTO chat_messages (id, room_id, seq, user_email, content, created_at)
+            INSERT INTO chat_messages (id, room_id, seq, event_id, created_event, user_email, content, created_at)
             SELECT (lpad(to_hex(base_ms + g), 12, '0') || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,
-                   $1, g, 'user' || (g % 50) || '@bench.example',
+                   $1, g, g, g, 'user' || (g % 50) || '@bench.example',
                    'Seeded message ' || g || ': the quick brown fox jumps over the lazy dog, then checks the chat again.',
                    to_timestamp((base_ms + g) / 1000.0)
             FROM generate_series(1::bigint, $2::bigint) AS g,
@@ -152,7 +152,7 @@ impl Db {
         .await
         .context("seed files")?;
         sqlx::query(
-            "UPDATE chat_rooms SET last_seq = (SELECT max(seq) FROM chat_messages WHERE room_id = $1) WHERE id = $1",
+            "UPDATE chat_rooms SET last_seq = (SELECT max(seq) FROM chat_messages WHERE room_id = $1), last_event = (SELECT max(event_id) FROM chat_messages WHERE room_id = $1) WHERE id = $1",
         )
         .bind(room)
         .execute(&mut *tx)
