@@ -13,6 +13,12 @@ export interface Room {
   created_at: string;
   /** The newest message's seq (0 when empty). */
   last_seq: number;
+  /** The caller's read mark: the newest seq they have read (0: none). */
+  last_read_seq: number;
+  /** Messages by others after the mark, deleted ones excluded. */
+  unread: number;
+  /** Set (true) by a server that caps `unread`: there are more than `unread`. */
+  unread_capped?: boolean;
 }
 
 export interface ChatFile {
@@ -30,11 +36,55 @@ export interface Message {
   room_id: string;
   /** 1, 2, 3, … per room, gapless, in commit order. */
   seq: number;
+  /** The room-log event that last changed it (its stream `id:`): of two states of one
+   * message, the higher `event_id` is newer. */
+  event_id: number;
   user_email: string;
   content: string;
   client_id: string | null;
   created_at: string;
+  /** When the content was last edited, else null. */
+  edited_at: string | null;
+  /** Set on a tombstone: `content` is "", `files` and `reactions` are empty; it keeps its seq. */
+  deleted_at: string | null;
+  /** Files stay attached through edits. */
   files: ChatFile[];
+  /** One entry per emoji, first reacted first. */
+  reactions: Reaction[];
+  /** The message this one replies to, quoted as it was when the reply was sent. */
+  reply_to: ReplyTo | null;
+  /** Replies ever sent to this message. */
+  reply_count: number;
+}
+
+export interface Reaction {
+  /** One emoji grapheme cluster, or a `:short_name:`. */
+  emoji: string;
+  count: number;
+  /** The caller reacted with it (on a stream: the stream's user). */
+  me: boolean;
+}
+
+export interface ReplyTo {
+  id: string;
+  seq: number;
+  user_email: string;
+  /** At most 100 characters of the original; "" once it is deleted. */
+  excerpt: string;
+}
+
+/** `markRead`'s answer. */
+export interface ReadState {
+  /** The mark after the call (it only moves forward). */
+  last_read_seq: number;
+  /** Messages by others after it. */
+  unread: number;
+}
+
+/** A read mark of this user moved (`event: read`), in any room. */
+export interface ReadEvent {
+  room_id: string;
+  last_read_seq: number;
 }
 
 export interface MessagePage {
@@ -42,6 +92,9 @@ export interface MessagePage {
   messages: Message[];
   /** More exist beyond this page in the direction of travel. */
   has_more: boolean;
+  /** The message list only (not replies): the room's newest event id as of this page.
+   * Subscribe with it as `lastEventId` to get exactly the changes after the page. */
+  last_event_id?: number;
 }
 
 export interface Member {
@@ -63,8 +116,12 @@ export interface Upload {
 }
 
 export interface CreateRoomInput {
-  /** `^[A-Za-z0-9_-]{1,64}$` */
-  id: string;
+  /**
+   * `^[A-Za-z0-9_-]{1,64}$`. Omit it and the server picks an unguessable id (22 characters,
+   * 128 random bits): ids are global and a taken one answers 409 `room_exists` to anyone, so
+   * private rooms should not choose theirs.
+   */
+  id?: string;
   /** 1–100 characters; defaults to the id. */
   name?: string;
   visibility?: Visibility;
@@ -87,8 +144,27 @@ export interface PostMessageInput {
   fileIds?: string[];
   /** The idempotency key; one is generated (crypto.randomUUID) when omitted. */
   clientId?: string;
+  /** The id of a message of the same room this one replies to. */
+  replyTo?: string;
+  /** The same as `replyTo`, by its name on the wire. */
+  reply_to?: string;
   /** Tries in all, on network errors, 503 and 429 (default 5). */
   attempts?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of the idempotent writes (edit, delete, reactions, read marks). */
+export interface WriteOptions {
+  /** Tries in all, on network errors, 503 and 429 (default 5). */
+  attempts?: number;
+  signal?: AbortSignal;
+}
+
+export interface ListRepliesOptions {
+  /** 1–200, default 100. */
+  limit?: number;
+  /** Replies with seq above this (the next page: the last seq of the previous one). */
+  after?: number;
   signal?: AbortSignal;
 }
 
@@ -108,26 +184,58 @@ export interface UploadOptions {
 }
 
 export interface ResetInfo {
-  /** The stream continues after this seq: reload the list, then keep going. */
+  /** The room's newest seq: reload the list, then keep going. */
   lastSeq: number;
+  /** The stream continues after this event id. */
+  lastEventId: number;
 }
 
+/**
+ * Every change to the room reaches exactly one callback once (repeats, by event id, are
+ * dropped). Treat `onMessage` and `onUpdate` as an upsert by `message.id`: each carries the
+ * message's full current state, and changes may be collapsed into one (its newest state).
+ */
 export interface SubscribeOptions {
-  /** Each new message once, in seq order (duplicates by seq are dropped). */
-  onMessage: (message: Message) => void;
+  /**
+   * A message this subscription has not delivered and that is above `lastSeq`. Usually in
+   * seq order, but a message whose post and later changes were collapsed arrives at the
+   * place of its newest change.
+   */
+  onMessage?: (message: Message) => void;
+  /** A message the caller has (seq ≤ `lastSeq`, or delivered) changed: an edit, a
+   * reaction, a new reply (`reply_count`). Without a `lastSeq`, also changes to messages
+   * from before the subscription. */
+  onUpdate?: (message: Message) => void;
+  /** A message was deleted: the tombstone (it may be the first sight of the message). */
+  onDelete?: (tombstone: Message) => void;
+  /** This user's read mark moved in some room (any room: every stream of theirs gets it). */
+  onRead?: (read: ReadEvent) => void;
   /** The client fell too far behind: reload with `listMessages`. */
   onReset?: (info: ResetInfo) => void;
   /** The stream is open (first time and after each reconnect). */
   onOpen?: () => void;
-  /** The stream failed; it is reopened by itself after a delay (`retryInMs`). */
+  /**
+   * The stream was refused or could not be reached; it is reopened by itself after
+   * `retryInMs`. `error` is what a probe of the stream URL answered (EventSource hides it):
+   * e.g. status 429 `too_many_streams_for_user` or 503 `too_many_streams`, with `retryAfter`;
+   * status 0 when nothing answered. The delay is a jittered exponential backoff, and never
+   * shorter than the server's `Retry-After`.
+   */
   onError?: (error: ChatApiError, retryInMs: number) => void;
-  /** Resume after this seq (e.g. the last one `listMessages` returned). */
+  /**
+   * The newest seq the caller has (e.g. the last one `listMessages` returned): the stream
+   * resumes after it (unless `lastEventId` is given) and messages up to it count as had.
+   */
   lastSeq?: number;
+  /** Resume after this event id (e.g. a previous subscription's `lastEventId`). */
+  lastEventId?: number;
 }
 
 export interface Subscription {
-  /** The newest seq delivered (or reset to). */
+  /** The newest message seq delivered (or had, or reset to). */
   readonly lastSeq: number | undefined;
+  /** The newest event id received: where a new stream resumes. */
+  readonly lastEventId: number | undefined;
   close(): void;
 }
 
@@ -152,15 +260,32 @@ export interface ClientOptions {
   EventSource?: EventSourceConstructor;
   /** Defaults to globalThis.XMLHttpRequest; without one, uploads use fetch. */
   XMLHttpRequest?: typeof XMLHttpRequest | null;
-  /** Stream reconnect delays: first and largest, in ms (default 1000 and 30000). */
+  /**
+   * Stream reconnect backoff: the first and the largest ceiling, in ms (default 1000 and
+   * 30000); each delay is drawn between half the ceiling and all of it. A `Retry-After`
+   * from the server wins when longer, even past `max`.
+   */
   reconnectDelayMs?: { min?: number; max?: number };
 }
 
 export interface ChatClient {
   listRooms(options?: { signal?: AbortSignal }): Promise<Room[]>;
-  createRoom(input: CreateRoomInput, options?: { signal?: AbortSignal }): Promise<Room>;
+  /** Without `input.id` the server generates an unguessable id (use it for private rooms). */
+  createRoom(input?: CreateRoomInput, options?: { signal?: AbortSignal }): Promise<Room>;
   listMessages(room: string, options?: ListMessagesOptions): Promise<MessagePage>;
   postMessage(room: string, input: PostMessageInput): Promise<Message>;
+  /** Author only; files stay attached. 409 `message_deleted` on a tombstone. */
+  editMessage(room: string, id: string, content: string, options?: WriteOptions): Promise<Message>;
+  /** Author or room owner; answers the tombstone (also when deleted already). */
+  deleteMessage(room: string, id: string, options?: WriteOptions): Promise<Message>;
+  /** Adds the caller's `emoji` (idempotent); answers the message. */
+  addReaction(room: string, id: string, emoji: string, options?: WriteOptions): Promise<Message>;
+  /** Removes the caller's `emoji` (idempotent); answers the message. */
+  removeReaction(room: string, id: string, emoji: string, options?: WriteOptions): Promise<Message>;
+  /** Replies to a message, oldest first. */
+  listReplies(room: string, id: string, options?: ListRepliesOptions): Promise<MessagePage>;
+  /** Moves the caller's read mark forward to `seq` (a lower one is ignored). */
+  markRead(room: string, seq: number, options?: WriteOptions): Promise<ReadState>;
   /** Presigns, PUTs the file with the returned headers, and returns the upload id. */
   uploadFile(room: string, file: Blob, options?: UploadOptions): Promise<string>;
   subscribe(room: string, options: SubscribeOptions): Subscription;

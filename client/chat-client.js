@@ -5,8 +5,15 @@
 //   import { createClient } from "./chat-client.js";
 //   const chat = createClient({ baseUrl: "", getToken: () => token });
 //   const { messages } = await chat.listMessages("general", { limit: 50 });
-//   chat.subscribe("general", { lastSeq: messages.at(-1)?.seq ?? 0, onMessage: render });
+//   chat.subscribe("general", {
+//     lastSeq: messages.at(-1)?.seq ?? 0,
+//     onMessage: render,            // a message this subscription has not shown
+//     onUpdate: render,             // an edit, a reaction change, a new reply (full state)
+//     onDelete: render,             // the tombstone
+//     onRead: ({ room_id, last_read_seq }) => clearBadge(room_id, last_read_seq),
+//   });
 //   await chat.postMessage("general", { content: "hello" });
+//   const secret = await chat.createRoom({ name: "Plans", visibility: "private" }); // id generated
 
 /** @typedef {import("./chat-client.js").Message} Message */
 /** @typedef {import("./chat-client.js").Upload} Upload */
@@ -37,6 +44,13 @@ export class ChatApiError extends Error {
 
 /** @param {string} value */
 const enc = (value) => encodeURIComponent(value);
+
+/**
+ * Whether a failed call may be tried again: no answer, 503, or 429.
+ * @param {unknown} err
+ */
+const retryable = (err) =>
+  err instanceof ChatApiError && (err.status === 0 || err.status === 503 || err.status === 429);
 
 /** @param {unknown} err */
 const isAbort = (err) => err instanceof Error && err.name === "AbortError";
@@ -142,6 +156,36 @@ export const createClient = (options = {}) => {
   }
 
   /**
+   * `call` until it succeeds, at most `attempts` times, on network errors, 503 and 429
+   * (waiting `Retry-After` when given, else an exponential backoff with jitter). Only for
+   * calls that are safe to repeat: a send with its client_id, and the idempotent writes.
+   * @template T
+   * @param {number} attempts
+   * @param {AbortSignal | undefined} signal
+   * @param {() => Promise<T>} call
+   * @returns {Promise<T>}
+   */
+  async function withRetries(attempts, signal, call) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!retryable(err) || attempt >= attempts) throw err;
+        const { retryAfter } = /** @type {ChatApiError} */ (err);
+        const backoff = Math.min(250 * 2 ** (attempt - 1), 5000) * (0.5 + Math.random() / 2);
+        await sleep(retryAfter != null ? retryAfter * 1000 : backoff, signal);
+      }
+    }
+  }
+
+  /**
+   * One message's path.
+   * @param {string} room
+   * @param {string} id
+   */
+  const messagePath = (room, id) => `/api/rooms/${enc(room)}/messages/${enc(id)}`;
+
+  /**
    * PUTs with XMLHttpRequest, which reports upload progress.
    * @param {typeof XMLHttpRequest} XHR
    * @param {Upload} upload
@@ -210,7 +254,8 @@ export const createClient = (options = {}) => {
       return (await request("GET", "/api/rooms", { signal })).rooms;
     },
 
-    createRoom(input, { signal } = {}) {
+    // Without `id` the server picks an unguessable one (what private rooms should use).
+    createRoom(input = {}, { signal } = {}) {
       return request("POST", "/api/rooms", { body: input, signal });
     },
 
@@ -225,21 +270,51 @@ export const createClient = (options = {}) => {
 
     // The same client_id on every try: a send that reached the server once is answered
     // with the stored message (200), never stored twice.
-    async postMessage(room, { content = "", fileIds, clientId, attempts = 5, signal } = {}) {
+    postMessage(room, input = {}) {
+      const { content = "", fileIds, clientId, attempts = 5, signal } = input;
+      const replyTo = input.replyTo ?? input.reply_to;
       /** @type {Record<string, unknown>} */
       const body = { content, client_id: clientId ?? uuid() };
       if (fileIds?.length) body.file_ids = fileIds;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await request("POST", `/api/rooms/${enc(room)}/messages`, { body, signal });
-        } catch (err) {
-          const retryable =
-            err instanceof ChatApiError && (err.status === 0 || err.status === 503 || err.status === 429);
-          if (!retryable || attempt >= attempts) throw err;
-          const backoff = Math.min(250 * 2 ** (attempt - 1), 5000) * (0.5 + Math.random() / 2);
-          await sleep(err.retryAfter != null ? err.retryAfter * 1000 : backoff, signal);
-        }
-      }
+      if (replyTo) body.reply_to = replyTo;
+      return withRetries(attempts, signal, () =>
+        request("POST", `/api/rooms/${enc(room)}/messages`, { body, signal }),
+      );
+    },
+
+    // Edits, deletes, reactions and read marks are idempotent: retried like a send.
+    editMessage(room, id, content, { attempts = 5, signal } = {}) {
+      return withRetries(attempts, signal, () =>
+        request("PATCH", messagePath(room, id), { body: { content }, signal }),
+      );
+    },
+
+    deleteMessage(room, id, { attempts = 5, signal } = {}) {
+      return withRetries(attempts, signal, () => request("DELETE", messagePath(room, id), { signal }));
+    },
+
+    addReaction(room, id, emoji, { attempts = 5, signal } = {}) {
+      const path = `${messagePath(room, id)}/reactions/${enc(emoji)}`;
+      return withRetries(attempts, signal, () => request("PUT", path, { signal }));
+    },
+
+    removeReaction(room, id, emoji, { attempts = 5, signal } = {}) {
+      const path = `${messagePath(room, id)}/reactions/${enc(emoji)}`;
+      return withRetries(attempts, signal, () => request("DELETE", path, { signal }));
+    },
+
+    listReplies(room, id, { limit, after, signal } = {}) {
+      const query = new URLSearchParams();
+      if (limit !== undefined) query.set("limit", String(limit));
+      if (after !== undefined) query.set("after", String(after));
+      const qs = query.toString();
+      return request("GET", `${messagePath(room, id)}/replies${qs ? `?${qs}` : ""}`, { signal });
+    },
+
+    markRead(room, seq, { attempts = 5, signal } = {}) {
+      return withRetries(attempts, signal, () =>
+        request("PUT", `/api/rooms/${enc(room)}/read`, { body: { seq }, signal }),
+      );
     },
 
     async uploadFile(room, file, { onProgress, fileName, contentType, signal } = {}) {
@@ -260,18 +335,73 @@ export const createClient = (options = {}) => {
       return upload.id;
     },
 
-    subscribe(room, { onMessage, onReset, onOpen, onError, lastSeq } = /** @type {any} */ ({})) {
+    subscribe(room, subscription = /** @type {any} */ ({})) {
+      const { onMessage, onUpdate, onDelete, onRead, onReset, onOpen, onError, lastSeq } = subscription;
       /** @type {import("./chat-client.js").EventSourceConstructor | undefined} */
       const ES = options.EventSource ?? /** @type {any} */ (globalThis).EventSource;
       if (!ES) throw new Error("No EventSource here: pass one to createClient({ EventSource }).");
       const Source = ES;
-      let last = lastSeq;
+      // The resume point: the newest event id received. Event ids count every change to the
+      // room's log; ids from before edits existed were message seqs, and a seq is still a
+      // safe place to resume (an event id is never below its message's seq, so resuming
+      // after a seq can only repeat changes, which are upserts, never skip one).
+      /** @type {number | undefined} */
+      let last = subscription.lastEventId ?? lastSeq;
+      // Messages the caller has: every seq up to `upTo` (the `lastSeq` it loaded, or a
+      // reset's), and the seqs above it this subscription delivered (`seen`, folded into
+      // `upTo` as it fills up; seqs are gapless, so it stays small).
+      /** @type {number | undefined} */
+      let upTo = lastSeq;
+      /** @type {Set<number>} */
+      const seen = new Set();
+      /** @type {number | undefined} */
+      let newestSeq = lastSeq;
       let closed = false;
       let failures = 0;
       /** @type {EventSourceLike | null} */
       let source = null;
       /** @type {ReturnType<typeof setTimeout> | undefined} */
       let timer;
+      /** @type {AbortController | null} */
+      let probing = null;
+
+      /** @param {number} seq */
+      const known = (seq) => (upTo !== undefined && seq <= upTo) || seen.has(seq);
+      /** @param {number} seq */
+      function remember(seq) {
+        if (newestSeq === undefined || seq > newestSeq) newestSeq = seq;
+        if (upTo !== undefined && seq <= upTo) return;
+        seen.add(seq);
+        if (upTo !== undefined) while (seen.delete(upTo + 1)) upTo += 1;
+      }
+
+      /**
+       * A change to a message: dropped when its event id is not past the resume point (a
+       * repeat), else delivered as new (`onMessage`) or as a change (`onUpdate`,
+       * `onDelete`) by whether the caller has the message: an upsert by message.
+       * @param {"message" | "message.updated" | "message.deleted"} type
+       * @param {MessageEvent} event
+       */
+      function change(type, event) {
+        /** @type {Message} */
+        const message = JSON.parse(event.data);
+        // An old server's `message` frames carry their seq as id; a stream with no id at all
+        // (a test double, say) falls back to it for new messages.
+        const id = event.lastEventId ? Number(event.lastEventId) : type === "message" ? message.seq : NaN;
+        if (Number.isFinite(id)) {
+          if (last !== undefined && id <= last) return; // delivered already
+          last = id;
+        }
+        const had = known(message.seq);
+        remember(message.seq);
+        if (type === "message.deleted") onDelete?.(message);
+        else if (had) onUpdate?.(message);
+        // Not had: a `message` is new. So is a `message.updated` above `lastSeq` (its first
+        // sight: changes were collapsed); without a `lastSeq`, it is a change to a message
+        // from before the subscription, which the caller listed.
+        else if (type === "message" || upTo !== undefined) onMessage?.(message);
+        else onUpdate?.(message);
+      }
 
       async function open() {
         timer = undefined;
@@ -285,47 +415,107 @@ export const createClient = (options = {}) => {
         const query = new URLSearchParams();
         if (token) query.set("access_token", token);
         if (last !== undefined) query.set("after", String(last));
-        const es = new Source(`${base}/api/rooms/${enc(room)}/stream?${query}`);
+        const url = `${base}/api/rooms/${enc(room)}/stream?${query}`;
+        const es = new Source(url);
         source = es;
+        // Whether this EventSource has been open since its last error: a stream the server
+        // ended is resumed by the EventSource itself (with Last-Event-ID), once.
+        let healthy = false;
         es.onopen = () => {
           failures = 0;
+          healthy = true;
           onOpen?.();
         };
-        es.addEventListener("message", (event) => {
-          /** @type {Message} */
-          const message = JSON.parse(event.data);
-          if (last !== undefined && message.seq <= last) return; // seen already
-          last = message.seq;
-          onMessage(message);
-        });
+        es.addEventListener("message", (event) => change("message", event));
+        es.addEventListener("message.updated", (event) => change("message.updated", event));
+        es.addEventListener("message.deleted", (event) => change("message.deleted", event));
+        // A read mark moved (this user's, in any room: another tab, or their own post). It
+        // has no id of its own, so it never moves the resume point.
+        es.addEventListener("read", (event) => onRead?.(JSON.parse(event.data)));
         es.addEventListener("reset", (event) => {
-          const { last_seq } = JSON.parse(event.data);
-          last = last_seq;
-          onReset?.({ lastSeq: last_seq });
+          const data = JSON.parse(event.data);
+          /** @type {number} */
+          const lastSeq = data.last_seq;
+          const fromId = event.lastEventId ? Number(event.lastEventId) : NaN;
+          /** @type {number} */
+          const lastEventId = data.last_event_id ?? (Number.isFinite(fromId) ? fromId : lastSeq);
+          last = lastEventId;
+          upTo = lastSeq;
+          newestSeq = lastSeq;
+          seen.clear();
+          onReset?.({ lastSeq, lastEventId });
         });
         es.onerror = () => {
           if (closed || source !== es) return;
-          // While CONNECTING the EventSource resumes by itself with Last-Event-ID (the
-          // server ends streams every few minutes). CLOSED means it gave up on a non-200
-          // (401 for an expired token, 429, 503): reopen after a delay, after the last seq,
-          // with a fresh token.
-          if (es.readyState === CLOSED) {
-            es.close();
-            source = null;
-            reopenLater(new ChatApiError(0, "stream_closed", "The stream was refused; reopening."));
+          // CONNECTING after an open stream: the EventSource resumes by itself with
+          // Last-Event-ID (the server ends streams every few minutes). CLOSED means it gave
+          // up on a non-200 (401 for an expired token, 429, 503), and an error before any
+          // open would be retried every second whatever the server said: take over, learn
+          // why with a probe (EventSource cannot read the status or Retry-After), and reopen
+          // after a delay, after the last event id, with a fresh token.
+          if (healthy && es.readyState !== CLOSED) {
+            healthy = false;
+            return;
           }
+          es.close();
+          source = null;
+          probe(url).then(reopenLater, reopenLater);
         };
+      }
+
+      /**
+       * Asks the stream URL once with fetch, for what EventSource hides: the status, the
+       * error code and `Retry-After`. A 200 (the stream would open now) is cut off at once.
+       * @param {string} url
+       * @returns {Promise<ChatApiError>}
+       */
+      async function probe(url) {
+        const controller = new AbortController();
+        probing = controller;
+        try {
+          const response = await fetchImpl(url, {
+            headers: { accept: "text/event-stream" },
+            signal: controller.signal,
+          });
+          if (response.ok) {
+            controller.abort();
+            return new ChatApiError(0, "stream_closed", "The stream was interrupted; reopening.");
+          }
+          let body = null;
+          try {
+            body = JSON.parse(await response.text());
+          } catch {
+            // Not JSON (a proxy's page): the status and Retry-After still count.
+          }
+          return apiError(response.status, response.headers, body);
+        } catch (err) {
+          return new ChatApiError(0, "stream_closed", "The stream could not be reached; reopening.", {
+            cause: err,
+          });
+        } finally {
+          if (probing === controller) probing = null;
+        }
       }
 
       const start = () =>
         open().catch((err) =>
           reopenLater(new ChatApiError(0, "stream_closed", "The stream could not be opened.", { cause: err })),
         );
-      /** @param {ChatApiError} error */
+      /**
+       * Reopens after a jittered exponential backoff (half to all of min·2^(failures-1),
+       * capped at max), and never before the server's `Retry-After`, itself spread by up to
+       * a quarter so refused clients do not all come back in the same second.
+       * @param {ChatApiError} error
+       */
       function reopenLater(error) {
         if (closed) return;
         failures += 1;
-        const delay = Math.min(maxDelay, minDelay * 2 ** (failures - 1));
+        const ceiling = Math.min(maxDelay, minDelay * 2 ** (failures - 1));
+        const backoff = ceiling / 2 + (Math.random() * ceiling) / 2;
+        const delay =
+          error.retryAfter != null
+            ? Math.max(backoff, error.retryAfter * 1000 * (1 + Math.random() / 4))
+            : backoff;
         onError?.(error, delay);
         timer = setTimeout(start, delay);
       }
@@ -333,11 +523,15 @@ export const createClient = (options = {}) => {
       start();
       return {
         get lastSeq() {
+          return newestSeq;
+        },
+        get lastEventId() {
           return last;
         },
         close() {
           closed = true;
           clearTimeout(timer);
+          probing?.abort();
           source?.close();
         },
       };

@@ -3,6 +3,10 @@ import { ChatApiError, createClient } from "./chat-client.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
+/** The reaction buttons every message offers (any other emoji reacted shows too). */
+const EMOJI = ["👍", "❤️", "😂", "🎉"];
+/** How often the room list (and its unread counts) is refreshed: the page streams one room. */
+const ROOMS_REFRESH_MS = 4000;
 // `?api=https://…` points the page at another origin (which must list this one in
 // CORS_ALLOWED_ORIGINS); by default the API is this page's own origin.
 const baseUrl = new URLSearchParams(location.search).get("api") ?? "";
@@ -13,9 +17,17 @@ const chat = createClient({ baseUrl, getToken: () => session?.token });
 const state = {
   room: null,
   subscription: null,
-  bySeq: new Map(), // seq → <li>, so a message shown once is never shown twice
+  byId: new Map(), // message id → {message, item}: a message is shown once, updated in place
   oldest: null,
+  newest: 0, // the newest seq shown
+  rooms: new Map(), // room id → Room (with last_read_seq and unread)
+  roomButtons: new Map(), // room id → its <button> in the list
+  composing: null, // {kind: "edit" | "reply", message} while the composer edits or replies
 };
+
+/** ASCII lower-casing, as the server compares emails. */
+const sameEmail = (a, b) => a.trim().replace(/[A-Z]/g, (c) => c.toLowerCase()) === b.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
+const mine = (message) => Boolean(session) && sameEmail(message.user_email, session.email);
 
 // ---- errors -------------------------------------------------------------------------
 
@@ -66,6 +78,7 @@ $("signin").onsubmit = (event) => {
 
 function signOut() {
   state.subscription?.close();
+  clearInterval(state.roomsTimer);
   session = null;
   localStorage.removeItem("chat-session");
   render();
@@ -85,43 +98,148 @@ function render() {
 
 async function loadRooms() {
   const rooms = await chat.listRooms();
-  const list = $("rooms");
-  list.replaceChildren(
-    ...rooms.map((room) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.textContent = `${room.visibility === "private" ? "🔒 " : "# "}${room.name}`;
-      button.dataset.room = room.id;
-      button.setAttribute("aria-current", String(room.id === state.room));
-      button.onclick = () => guard(() => openRoom(room.id));
-      const item = document.createElement("li");
-      item.append(button);
-      return item;
-    }),
-  );
+  state.rooms = new Map(rooms.map((room) => [room.id, room]));
+  renderRooms();
   return rooms;
 }
+
+/** The room list, its buttons kept (and updated in place) across refreshes. */
+function renderRooms() {
+  const buttons = [...state.rooms.values()].map((room) => {
+    let button = state.roomButtons.get(room.id);
+    if (!button) {
+      button = document.createElement("button");
+      button.type = "button";
+      button.dataset.room = room.id;
+      button.onclick = () => guard(() => openRoom(room.id));
+      const name = document.createElement("span");
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      button.append(name, badge);
+      state.roomButtons.set(room.id, button);
+    }
+    button.firstChild.textContent = `${room.visibility === "private" ? "🔒 " : "# "}${room.name}`;
+    button.setAttribute("aria-current", String(room.id === state.room));
+    // The room on screen has nothing unread: it is marked read as messages arrive.
+    const unread = room.id === state.room && document.visibilityState === "visible" ? 0 : room.unread;
+    const badge = button.lastChild;
+    badge.hidden = !unread;
+    badge.textContent = room.unread_capped ? `${unread}+` : String(unread);
+    button.title = unread ? `${unread} unread` : "";
+    return button;
+  });
+  const list = $("rooms");
+  const current = [...list.children].map((item) => item.firstChild);
+  if (current.length !== buttons.length || current.some((b, i) => b !== buttons[i])) {
+    list.replaceChildren(
+      ...buttons.map((button) => {
+        const item = document.createElement("li");
+        item.append(button);
+        return item;
+      }),
+    );
+  }
+}
+
+/** Refreshes the unread counts of every room (new messages elsewhere reach no stream here). */
+async function refreshRooms() {
+  if (!session || document.visibilityState !== "visible") return;
+  try {
+    await loadRooms();
+  } catch {
+    // A refresh that fails is retried at the next tick; an action shows its own errors.
+  }
+}
+
+/** A read mark of ours moved (in this tab, another one, or by our own post). */
+function readMoved(roomId, lastReadSeq) {
+  const room = state.rooms.get(roomId);
+  if (!room || lastReadSeq <= room.last_read_seq) return;
+  room.last_read_seq = lastReadSeq;
+  if (lastReadSeq > room.last_seq) room.last_seq = lastReadSeq; // a mark is never past the newest
+  // Up to the room's newest seq nothing is left; otherwise ask for the count.
+  if (lastReadSeq >= room.last_seq) room.unread = 0;
+  else refreshRooms();
+  renderRooms();
+}
+
+let markTimer;
+/** Marks the room read up to the newest message shown (debounced), while it is on screen. */
+function markSeen() {
+  clearTimeout(markTimer);
+  markTimer = setTimeout(() => {
+    const room = state.rooms.get(state.room);
+    // (A server without read marks has no last_read_seq: nothing to mark.)
+    if (!room || room.last_read_seq === undefined) return;
+    if (document.visibilityState !== "visible" || state.newest <= room.last_read_seq) return;
+    const roomId = state.room;
+    chat.markRead(roomId, state.newest).then(({ last_read_seq, unread }) => {
+      const r = state.rooms.get(roomId);
+      if (r && last_read_seq >= r.last_read_seq) Object.assign(r, { last_read_seq, unread });
+      renderRooms();
+    }, showError);
+  }, 250);
+}
+document.addEventListener("visibilitychange", () => {
+  renderRooms();
+  markSeen();
+  refreshRooms();
+});
 
 $("new-room").onsubmit = (event) => {
   event.preventDefault();
   guard(async () => {
-    const id = $("room-id").value.trim();
-    const visibility = $("room-private").checked ? "private" : "public";
-    await chat.createRoom({ id, visibility });
+    const text = $("room-id").value.trim();
+    const isPrivate = $("room-private").checked;
+    // Room ids are global and a taken one answers 409 to anyone, so a private room's id
+    // would tell outsiders it exists: private rooms take the text as their name and let the
+    // server pick an unguessable id. A public room's id is the text itself.
+    const room = await chat.createRoom(
+      isPrivate ? { name: text, visibility: "private" } : { id: text, visibility: "public" },
+    );
     $("room-id").value = "";
-    await openRoom(id);
+    await openRoom(room.id);
   });
 };
 
 // ---- messages -----------------------------------------------------------------------
 
+/** @returns {HTMLButtonElement} */
+function button(className, text, onclick, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.textContent = text;
+  if (label) b.setAttribute("aria-label", label);
+  b.onclick = () => guard(onclick);
+  return b;
+}
+
 function messageItem(message) {
   const item = document.createElement("li");
   item.dataset.seq = String(message.seq);
+  item.dataset.id = message.id;
+  const deleted = message.deleted_at !== null && message.deleted_at !== undefined;
+  item.classList.toggle("deleted", deleted);
   const meta = document.createElement("div");
   meta.className = "meta";
-  meta.textContent = `${message.user_email} · ${new Date(message.created_at).toLocaleTimeString()} · #${message.seq}`;
+  const replies = message.reply_count ? ` · ${message.reply_count} ${message.reply_count === 1 ? "reply" : "replies"}` : "";
+  meta.textContent = `${message.user_email} · ${new Date(message.created_at).toLocaleTimeString()} · #${message.seq}${message.edited_at && !deleted ? " · edited" : ""}${replies}`;
   item.append(meta);
+  if (message.reply_to) {
+    const quote = document.createElement("blockquote");
+    quote.className = "quote";
+    quote.textContent = `${message.reply_to.user_email}: ${message.reply_to.excerpt || "(deleted message)"}`;
+    quote.onclick = () => state.byId.get(message.reply_to.id)?.item.scrollIntoView({ block: "center" });
+    item.append(quote);
+  }
+  if (deleted) {
+    const text = document.createElement("div");
+    text.className = "text tombstone";
+    text.textContent = "This message was deleted.";
+    item.append(text);
+    return item;
+  }
   if (message.content) {
     const text = document.createElement("div");
     text.className = "text";
@@ -142,36 +260,110 @@ function messageItem(message) {
       item.append(link);
     }
   }
+  const bar = document.createElement("div");
+  bar.className = "actions";
+  const reactions = message.reactions ?? [];
+  const emoji = [...EMOJI, ...reactions.map((r) => r.emoji).filter((e) => !EMOJI.includes(e))];
+  for (const e of emoji) {
+    const r = reactions.find((x) => x.emoji === e);
+    const b = button("reaction", r ? `${e} ${r.count}` : e, () => react(message, e, !r?.me), `React ${e}`);
+    b.dataset.emoji = e;
+    b.dataset.count = String(r?.count ?? 0);
+    b.setAttribute("aria-pressed", String(Boolean(r?.me)));
+    bar.append(b);
+  }
+  bar.append(button("reply", "Reply", () => compose("reply", message)));
+  if (mine(message)) bar.append(button("edit", "Edit", () => compose("edit", message)));
+  const owner = state.rooms.get(state.room)?.owner;
+  if (mine(message) || (owner && session && sameEmail(owner, session.email))) {
+    bar.append(button("delete", "Delete", () => act(message, () => chat.deleteMessage(state.room, message.id))));
+  }
+  item.append(bar);
   return item;
 }
 
-/** Adds messages in seq order, skipping any already shown. */
+/** Shows each message, or replaces the shown one (an upsert by id), in seq order. */
 function addMessages(messages) {
   const list = $("messages");
   const scroller = $("scroller");
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
   for (const message of messages) {
-    if (state.bySeq.has(message.seq)) continue;
+    if (message.room_id !== undefined && message.room_id !== state.room) continue;
+    const shown = state.byId.get(message.id);
+    // A late answer never undoes a newer state the stream already showed.
+    if (shown && message.event_id < shown.message.event_id) continue;
     const item = messageItem(message);
-    state.bySeq.set(message.seq, item);
-    // Find the first shown message with a larger seq; insert before it.
-    const next = [...state.bySeq.keys()].filter((s) => s > message.seq).sort((a, b) => a - b)[0];
-    list.insertBefore(item, next === undefined ? null : state.bySeq.get(next));
-    if (state.oldest === null || message.seq < state.oldest) state.oldest = message.seq;
+    if (shown) {
+      shown.item.replaceWith(item);
+    } else {
+      // Before the first shown message with a larger seq.
+      const next = [...list.children].find((li) => Number(li.dataset.seq) > message.seq);
+      list.insertBefore(item, next ?? null);
+      if (state.oldest === null || message.seq < state.oldest) state.oldest = message.seq;
+      if (message.seq > state.newest) state.newest = message.seq;
+    }
+    state.byId.set(message.id, { message, item });
+    if (state.composing?.message.id === message.id) state.composing.message = message;
+    // A deleted message's quotes empty. The stream also sends each reply's new state; this
+    // shows it at once, and for replies whose change was collapsed into a later one.
+    if (message.deleted_at) {
+      for (const shown of state.byId.values()) {
+        const quoted = shown.message.reply_to;
+        if (quoted?.id !== message.id || !quoted.excerpt) continue;
+        const reply = { ...shown.message, reply_to: { ...quoted, excerpt: "" } };
+        const replaced = messageItem(reply);
+        shown.item.replaceWith(replaced);
+        Object.assign(shown, { message: reply, item: replaced });
+      }
+    }
   }
-  $("empty").hidden = state.bySeq.size > 0;
+  $("empty").hidden = state.byId.size > 0;
   if (atBottom) scroller.scrollTop = scroller.scrollHeight;
 }
+
+/** Runs a change to `message` and shows the answer (unless the stream showed a newer state). */
+async function act(message, call) {
+  addMessages([await call()]);
+}
+
+function react(message, emoji, add) {
+  return act(message, () =>
+    add ? chat.addReaction(state.room, message.id, emoji) : chat.removeReaction(state.room, message.id, emoji),
+  );
+}
+
+/** The composer edits `message`, or replies to it; `null` back to a plain send. */
+function compose(kind, message) {
+  const wasEditing = state.composing?.kind === "edit";
+  state.composing = kind ? { kind, message } : null;
+  const context = $("composer-context");
+  context.hidden = !kind;
+  $("composer-what").textContent =
+    kind === "edit"
+      ? "Editing your message"
+      : kind === "reply"
+        ? `Replying to ${message.user_email}: ${message.content.slice(0, 100) || "(no text)"}`
+        : "";
+  $("send").textContent = kind === "edit" ? "Save" : "Send";
+  $("file").disabled = kind === "edit";
+  // An edit starts from the message's text and leaves nothing behind; a reply keeps the draft.
+  if (kind === "edit") $("text").value = message.content;
+  else if (wasEditing) $("text").value = "";
+  if (kind) $("text").focus();
+}
+$("composer-cancel").onclick = () => compose(null);
 
 /** Shows the newest page of the current room, from scratch. */
 async function loadLatest() {
   const page = await chat.listMessages(state.room, { limit: PAGE });
-  state.bySeq.clear();
+  state.byId.clear();
   state.oldest = null;
+  state.newest = 0;
   $("messages").replaceChildren();
   addMessages(page.messages);
   $("older").hidden = !page.has_more;
   $("scroller").scrollTop = $("scroller").scrollHeight;
+  markSeen();
   return page;
 }
 
@@ -192,19 +384,39 @@ function setStatus(text, stateName) {
 
 async function openRoom(id) {
   state.subscription?.close();
+  state.subscription = null;
+  setStatus("connecting…", "connecting");
+  if (state.room !== id) compose(null);
   state.room = id;
   location.hash = `room=${encodeURIComponent(id)}`;
   $("room-title").textContent = id;
   render();
-  await loadRooms();
+  const rooms = await loadRooms();
+  // A private room's id is random: show its name.
+  $("room-title").textContent = rooms.find((room) => room.id === id)?.name ?? id;
   const page = await loadLatest();
   setStatus("connecting…", "connecting");
-  // Live updates from the newest seq shown; the client resumes after reconnects and
-  // drops duplicates by seq.
+  // Live changes after the page (its last_event_id; the newest seq shown counts as had); the
+  // client resumes after reconnects by event id and drops repeats. New messages, edits,
+  // reactions and deletes are all upserts.
+  const live = (message) => {
+    addMessages([message]);
+    if (!mine(message) && !message.deleted_at) {
+      const room = state.rooms.get(id);
+      if (room && message.seq > room.last_seq) room.last_seq = message.seq;
+      if (room && message.seq > room.last_read_seq && document.visibilityState !== "visible") room.unread += 1;
+      renderRooms();
+    }
+    markSeen();
+  };
   state.subscription = chat.subscribe(id, {
     lastSeq: page.messages.at(-1)?.seq ?? 0,
+    lastEventId: page.last_event_id,
     onOpen: () => setStatus("live", "live"),
-    onMessage: (message) => addMessages([message]),
+    onMessage: live,
+    onUpdate: (message) => addMessages([message]),
+    onDelete: (tombstone) => addMessages([tombstone]),
+    onRead: ({ room_id, last_read_seq }) => readMoved(room_id, last_read_seq),
     onReset: () => guard(loadLatest),
     onError: (_err, retryInMs) => setStatus(`reconnecting in ${Math.round(retryInMs / 1000)} s…`, "reconnecting"),
   });
@@ -217,6 +429,18 @@ $("composer").onsubmit = (event) => {
   guard(async () => {
     const content = $("text").value;
     const file = $("file").files[0];
+    const composing = state.composing;
+    if (composing?.kind === "edit") {
+      if (!content.trim() && !composing.message.files.length) return;
+      $("send").disabled = true;
+      try {
+        await act(composing.message, () => chat.editMessage(state.room, composing.message.id, content));
+        compose(null);
+      } finally {
+        $("send").disabled = false;
+      }
+      return;
+    }
     if (!content.trim() && !file) return;
     $("send").disabled = true;
     try {
@@ -231,10 +455,13 @@ $("composer").onsubmit = (event) => {
           }),
         );
       }
-      const message = await chat.postMessage(state.room, { content, fileIds });
+      const replyTo = composing?.kind === "reply" ? composing.message.id : undefined;
+      const message = await chat.postMessage(state.room, { content, fileIds, replyTo });
       addMessages([message]);
+      readMoved(state.room, message.seq); // a post moves its author's mark
       $("text").value = "";
       $("file").value = "";
+      if (replyTo) compose(null);
     } finally {
       $("send").disabled = false;
       $("progress").hidden = true;
@@ -248,6 +475,8 @@ async function start() {
   render();
   if (!session) return;
   const rooms = await loadRooms();
+  clearInterval(state.roomsTimer);
+  state.roomsTimer = setInterval(refreshRooms, ROOMS_REFRESH_MS);
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("room");
   const room = rooms.find((r) => r.id === fromHash) ?? rooms[0];
   if (room) await openRoom(room.id);

@@ -62,3 +62,52 @@ export const PNG = Buffer.from(
   "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAFElEQVR4nGP4z8DA0PAfQjIQxwEAALIT8Y45GjQAAAAASUVORK5CYII=",
   "base64",
 );
+
+/** A stand-in EventSource the test drives by hand. */
+export class FakeEventSource {
+  /** @type {FakeEventSource[]} */
+  static opened = [];
+  /** @param {string} url */
+  constructor(url) {
+    this.url = new URL(url);
+    this.readyState = 0;
+    /** @type {Record<string, ((e: MessageEvent) => void)[]>} */
+    this.listeners = {};
+    /** @type {((e: Event) => unknown) | null} */
+    this.onerror = null;
+    /** @type {((e: Event) => unknown) | null} */
+    this.onopen = null;
+    this.closed = false;
+    /** The "last event ID buffer": the newest `id:` seen. */
+    this.lastEventId = "";
+    FakeEventSource.opened.push(this);
+  }
+  /** @param {string} type @param {(e: MessageEvent) => void} listener */
+  addEventListener(type, listener) {
+    (this.listeners[type] ??= []).push(listener);
+  }
+  close() {
+    this.closed = true;
+    this.readyState = 2;
+  }
+  open() {
+    this.readyState = 1;
+    this.onopen?.(new Event("open"));
+  }
+  /**
+   * Dispatches an event; `id` (optional) is its `id:` line. Like a browser's EventSource,
+   * an event without one carries the last id seen (the "last event ID buffer").
+   * @param {string} type @param {unknown} data @param {number} [id]
+   */
+  emit(type, data, id) {
+    if (id !== undefined) this.lastEventId = String(id);
+    const event = new MessageEvent(type, { data: JSON.stringify(data), lastEventId: this.lastEventId });
+    for (const listener of this.listeners[type] ?? []) listener(event);
+  }
+  /** A non-200 answer: the EventSource gives up. */
+  refuse() {
+    this.readyState = 2;
+    this.onerror?.(new Event("error"));
+  }
+}
+

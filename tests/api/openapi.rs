@@ -486,15 +486,33 @@ fn parse_blocks(text: &str) -> Vec<BTreeMap<String, String>> {
 /// Checks one SSE block against the stream's description.
 fn check_frame(spec: &Spec, block: &BTreeMap<String, String>) {
     match block.get("event").map(String::as_str) {
-        Some("message") => {
+        Some(kind @ ("message" | "message.updated" | "message.deleted")) => {
             let data: Value = serde_json::from_str(&block["data"]).unwrap();
-            spec.validate(&spec.schema("Message"), &data, "a message event");
-            assert_eq!(block["id"], data["seq"].to_string(), "id is the seq");
+            spec.validate(&spec.schema("Message"), &data, kind);
+            assert_eq!(
+                block["id"],
+                data["event_id"].to_string(),
+                "id is the event id"
+            );
+            assert_eq!(
+                kind == "message.deleted",
+                !data["deleted_at"].is_null(),
+                "{kind}: {data}"
+            );
+        }
+        Some("read") => {
+            let data: Value = serde_json::from_str(&block["data"]).unwrap();
+            spec.validate(&spec.schema("ReadEvent"), &data, "a read event");
+            assert!(!block.contains_key("id"), "a read event has no id");
         }
         Some("reset") => {
             let data: Value = serde_json::from_str(&block["data"]).unwrap();
             spec.validate(&spec.schema("StreamReset"), &data, "a reset event");
-            assert_eq!(block["id"], data["last_seq"].to_string(), "id is last_seq");
+            assert_eq!(
+                block["id"],
+                data["last_event_id"].to_string(),
+                "id is last_event_id"
+            );
         }
         Some(other) => panic!("undocumented event {other}"),
         None if block.contains_key("retry") => assert_eq!(block["retry"], "1000"),
@@ -593,6 +611,10 @@ impl Caller<'_> {
 const ROOMS: &str = "/api/rooms";
 const MESSAGES: &str = "/api/rooms/{room}/messages";
 const STREAM: &str = "/api/rooms/{room}/stream";
+const MESSAGE: &str = "/api/rooms/{room}/messages/{message}";
+const REACTION: &str = "/api/rooms/{room}/messages/{message}/reactions/{emoji}";
+const REPLIES: &str = "/api/rooms/{room}/messages/{message}/replies";
+const READ: &str = "/api/rooms/{room}/read";
 const MEMBERS: &str = "/api/rooms/{room}/members";
 const MEMBER: &str = "/api/rooms/{room}/members/{email}";
 const UPLOADS: &str = "/api/uploads";
@@ -937,6 +959,118 @@ async fn real_responses_match_the_spec() {
         Some("room_not_found"),
     )
     .await;
+
+    // Conversations: edits, reactions, replies, read marks, deletes.
+    let id = first["id"].as_str().unwrap().to_owned();
+    let one = format!("{general}/{id}");
+    let reaction = format!("{one}/reactions/%F0%9F%91%8D");
+    api.expect(
+        ("PATCH", MESSAGE, &one),
+        Some(ALICE),
+        Some(json!({"content": "hello, everyone"})),
+        200,
+        None,
+    )
+    .await;
+    api.expect(
+        ("PATCH", MESSAGE, &one),
+        Some(BOB),
+        Some(json!({"content": "not mine"})),
+        403,
+        Some("not_message_author"),
+    )
+    .await;
+    let reacted = api
+        .expect(("PUT", REACTION, &reaction), Some(BOB), None, 200, None)
+        .await;
+    assert_eq!(
+        reacted["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": true}])
+    );
+    api.expect(
+        ("PUT", REACTION, &format!("{one}/reactions/nope")),
+        Some(BOB),
+        None,
+        400,
+        Some("invalid_field"),
+    )
+    .await;
+    api.expect(("DELETE", REACTION, &reaction), Some(BOB), None, 200, None)
+        .await;
+    api.expect(
+        (
+            "DELETE",
+            REACTION,
+            &format!("{general}/not-a-uuid/reactions/%F0%9F%91%8D"),
+        ),
+        Some(BOB),
+        None,
+        404,
+        Some("message_not_found"),
+    )
+    .await;
+    api.expect(
+        ("POST", MESSAGES, general),
+        Some(BOB),
+        Some(json!({"content": "a reply", "reply_to": id})),
+        201,
+        None,
+    )
+    .await;
+    let replies = api
+        .expect(
+            ("GET", REPLIES, &format!("{one}/replies?limit=10")),
+            Some(ALICE),
+            None,
+            200,
+            None,
+        )
+        .await;
+    assert_eq!(replies["messages"][0]["reply_to"]["id"], id.as_str());
+    api.expect(
+        ("GET", REPLIES, &format!("{one}/replies?limit=0")),
+        Some(ALICE),
+        None,
+        400,
+        Some("invalid_query"),
+    )
+    .await;
+    api.expect(
+        ("PUT", READ, "/api/rooms/general/read"),
+        Some(BOB),
+        Some(json!({"seq": 2})),
+        200,
+        None,
+    )
+    .await;
+    api.expect(
+        ("PUT", READ, "/api/rooms/general/read"),
+        Some(BOB),
+        Some(json!({"seq": -1})),
+        400,
+        Some("invalid_field"),
+    )
+    .await;
+    api.expect(
+        ("DELETE", MESSAGE, &one),
+        Some(BOB),
+        None,
+        403,
+        Some("not_message_author"),
+    )
+    .await;
+    let tombstone = api
+        .expect(("DELETE", MESSAGE, &one), Some(ALICE), None, 200, None)
+        .await;
+    assert_eq!(tombstone["content"], "");
+    api.expect(
+        ("PUT", REACTION, &reaction),
+        Some(BOB),
+        None,
+        409,
+        Some("message_deleted"),
+    )
+    .await;
     api.expect(
         ("GET", MESSAGES, general),
         None,
@@ -1019,7 +1153,7 @@ async fn real_responses_match_the_spec() {
     .await;
     let listed = api
         .expect(
-            ("GET", MESSAGES, &format!("{general}?after=5")),
+            ("GET", MESSAGES, &format!("{general}?after=6")),
             Some(ALICE),
             None,
             200,
@@ -1049,7 +1183,7 @@ async fn real_responses_match_the_spec() {
         b.get("event").is_some_and(|e| e == "message")
     })
     .await;
-    assert_eq!(block["id"], sent["seq"].to_string());
+    assert_eq!(block["id"], sent["event_id"].to_string());
     let behind = api
         .request("GET", stream, Some(BOB))
         .query(&[("after", "0")])
@@ -1156,9 +1290,12 @@ async fn real_responses_match_the_spec() {
     for template in spec.paths().keys() {
         let path = template
             .replace("{room}", "general")
-            .replace("{email}", "bob%40example.com");
+            .replace("{email}", "bob%40example.com")
+            .replace("{message}", "0192f5d3-0c5e-7a51-9a1b-3f0e6c2b8d41")
+            .replace("{emoji}", "%F0%9F%91%8D");
+        // No route answers TRACE.
         api.expect(
-            ("PATCH", template, &path),
+            ("TRACE", template, &path),
             Some(ALICE),
             None,
             405,

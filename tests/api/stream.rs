@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::{ALICE, TestApp, assert_error};
+use crate::helpers::{ALICE, BOB, TestApp, assert_error};
 use crate::sse_client::{RawStream, follow};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -96,7 +96,7 @@ async fn heartbeats_keep_an_idle_stream_alive_and_it_ends_after_its_lifetime() {
     let lived = started.elapsed();
     assert!(heartbeats >= 4, "{heartbeats} heartbeats");
     assert!(
-        lived >= Duration::from_millis(1800) && lived < Duration::from_millis(3000),
+        lived >= Duration::from_millis(1550) && lived < Duration::from_millis(2600),
         "{lived:?}"
     );
 }
@@ -183,4 +183,44 @@ async fn eight_writers_while_a_client_reconnects_every_2_seconds_deliver_every_s
         "the client reconnected {} times",
         followed.opens - 1
     );
+}
+
+#[tokio::test]
+async fn a_read_mark_reaches_the_users_streams_on_every_room_without_an_id() {
+    let app = TestApp::spawn_with(|c| c.stream.poll_interval = Duration::from_millis(50)).await;
+    app.room("general").await;
+    app.room("other").await;
+    app.seed_messages("general", 5).await;
+    // Alice watches another room; Bob watches general.
+    let mut alice = RawStream::open(&app, "other", "", None).await;
+    let mut bob = RawStream::open_as(&app, BOB, "general", "", None).await;
+    alice.next(WAIT).await.unwrap();
+    bob.next(WAIT).await.unwrap();
+    // Let the hub watch both rooms before the mark moves.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = app
+        .client
+        .put(app.url("/api/rooms/general/read"))
+        .bearer_auth(app.token(ALICE))
+        .json(&json!({"seq": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"last_read_seq": 3, "unread": 2})
+    );
+    let read = alice.next_any_event(WAIT).await.unwrap();
+    assert_eq!(read.event.as_deref(), Some("read"));
+    assert_eq!(read.id, None, "a read mark is not part of the log");
+    assert_eq!(
+        read.json(),
+        json!({"room_id": "general", "last_read_seq": 3})
+    );
+    // Bob's stream hears nothing of Alice's mark: the next thing on it is Bob's heartbeat
+    // or a message, never a read.
+    app.send("general", "after the mark").await;
+    let next = bob.next_any_event(WAIT).await.unwrap();
+    assert_eq!(next.event.as_deref(), Some("message"), "{next:?}");
 }

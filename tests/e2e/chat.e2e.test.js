@@ -83,8 +83,18 @@ async function userPage(email) {
   return { page, problems, streams };
 }
 
-/** @param {import("playwright-core").Page} page */
-async function waitLive(page) {
+/**
+ * Waits until `page`'s stream is live (in `room`, when given: right after a click the old
+ * room may still be on screen).
+ * @param {import("playwright-core").Page} page
+ * @param {string} [room]
+ */
+async function waitLive(page, room) {
+  if (room !== undefined) {
+    await page.waitForFunction((id) => document.getElementById("room-title")?.textContent === id, room, {
+      timeout: 10_000,
+    });
+  }
   await page.waitForSelector('#status[data-state="live"]', { timeout: 10_000 });
 }
 
@@ -136,11 +146,11 @@ test("two users chat in one room: live messages, an image, reconnects, history",
   // A creates the room; B picks it from the list (after reloading it).
   await a.page.fill("#room-id", room);
   await a.page.click("#new-room button[type=submit]");
-  await waitLive(a.page);
+  await waitLive(a.page, room);
   assert.equal(await a.page.textContent("#room-title"), room);
   await b.page.reload();
   await b.page.click(`#rooms button[data-room="${room}"]`);
-  await waitLive(b.page);
+  await waitLive(b.page, room);
 
   // A sends; B sees it within 2 s.
   await a.page.fill("#text", "hello from A");
@@ -209,6 +219,138 @@ test("two users chat in one room: live messages, an image, reconnects, history",
   await a.page.waitForSelector("#error:not([hidden])");
   assert.match((await a.page.textContent("#error-text")) ?? "", /room_exists/);
   await a.page.screenshot({ path: `${ARTIFACTS}e2e-error-banner.png` });
+
+  // A private room takes the text as its name; the server picks an id nobody can guess.
+  await a.page.fill("#room-id", `plans-${suffix}`);
+  await a.page.check("#room-private");
+  await a.page.click("#new-room button[type=submit]");
+  await a.page.waitForFunction((name) => document.querySelector("#room-title")?.textContent === name, `plans-${suffix}`);
+  await waitLive(a.page);
+  const privateId = decodeURIComponent(new URL(a.page.url()).hash.replace(/^#room=/, ""));
+  assert.match(privateId, /^[A-Za-z0-9_-]{22}$/, "a generated id");
+  const listed = await a.page.locator(`#rooms button[data-room="${privateId}"]`).textContent();
+  assert.ok(listed?.startsWith(`🔒 plans-${suffix}`), `listed as ${listed}`);
+
+  assert.deepEqual([...a.problems, ...b.problems], [], "no page errors");
+});
+
+/**
+ * The shown message whose own text (not a quote of it) contains `text`.
+ * @param {import("playwright-core").Page} page
+ * @param {string} text
+ */
+function item(page, text) {
+  return page.locator("#messages li").filter({ has: page.locator(":scope > .text", { hasText: text }) });
+}
+
+/**
+ * The unread badge of `room` in the room list.
+ * @param {import("playwright-core").Page} page
+ * @param {string} room
+ */
+function badge(page, room) {
+  return page.locator(`#rooms button[data-room="${room}"] .badge`);
+}
+
+test("two users converse: a reply with a quote, reactions, an edit, a delete, unread badges", async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const room = `conv-${suffix}`;
+  const other = `conv-other-${suffix}`;
+  const a = await userPage(`alice-${suffix}@example.com`);
+  const b = await userPage(`bob-${suffix}@example.com`);
+
+  // A creates two rooms and stays in the first; B opens it.
+  for (const id of [other, room]) {
+    await a.page.fill("#room-id", id);
+    await a.page.click("#new-room button[type=submit]");
+    await waitLive(a.page, id);
+  }
+  assert.equal(await a.page.textContent("#room-title"), room);
+  await b.page.reload();
+  await b.page.click(`#rooms button[data-room="${room}"]`);
+  await waitLive(b.page, room);
+
+  // A posts; B replies with a quote of it.
+  await a.page.fill("#text", "original from A");
+  await a.page.click("#send");
+  await seen(b.page, "original from A", 5000);
+  await item(b.page, "original from A").locator("button.reply").click();
+  assert.match((await b.page.textContent("#composer-what")) ?? "", /Replying to alice-.*original from A/);
+  await b.page.fill("#text", "reply from B");
+  await b.page.click("#send");
+  await seen(a.page, "reply from B", 5000);
+  for (const page of [a.page, b.page]) {
+    assert.match((await item(page, "reply from B").locator(".quote").textContent()) ?? "", /^alice-.*: original from A$/);
+  }
+  await item(a.page, "original from A").locator(".meta", { hasText: "1 reply" }).waitFor({ timeout: 5000 });
+  assert.equal(await b.page.isHidden("#composer-context"), true, "the composer is back to plain sends");
+
+  // A reacts to B's reply; B sees the count, and "me" only on A's side.
+  await item(a.page, "reply from B").locator('button.reaction[data-emoji="👍"]').click();
+  await item(b.page, "reply from B").locator('button.reaction[data-emoji="👍"][data-count="1"]').waitFor({ timeout: 5000 });
+  assert.equal(await item(b.page, "reply from B").locator('button.reaction[data-emoji="👍"]').getAttribute("aria-pressed"), "false");
+  assert.equal(await item(a.page, "reply from B").locator('button.reaction[data-emoji="👍"]').getAttribute("aria-pressed"), "true");
+  assert.match((await item(b.page, "reply from B").locator('button.reaction[data-emoji="👍"]').textContent()) ?? "", /👍 1/);
+  // B reacts too: A sees 2; B takes it back: A sees 1 again.
+  await item(b.page, "reply from B").locator('button.reaction[data-emoji="👍"]').click();
+  await item(a.page, "reply from B").locator('button.reaction[data-emoji="👍"][data-count="2"]').waitFor({ timeout: 5000 });
+  await item(b.page, "reply from B").locator('button.reaction[data-emoji="👍"][aria-pressed="true"]').click();
+  await item(a.page, "reply from B").locator('button.reaction[data-emoji="👍"][data-count="1"]').waitFor({ timeout: 5000 });
+
+  // Only the author may edit: B has no Edit on A's message. A edits; B sees the edit.
+  assert.equal(await item(b.page, "original from A").locator("button.edit").count(), 0);
+  await item(a.page, "original from A").locator("button.edit").click();
+  assert.equal(await a.page.inputValue("#text"), "original from A");
+  await a.page.fill("#text", "original, edited by A");
+  await a.page.click("#send");
+  await seen(b.page, "original, edited by A", 5000);
+  await item(b.page, "original, edited by A").locator(".meta", { hasText: "edited" }).waitFor({ timeout: 5000 });
+  // A quote is of the message as it was when the reply was sent.
+  assert.match((await item(b.page, "reply from B").locator(".quote").textContent()) ?? "", /: original from A$/);
+  await b.page.screenshot({ path: `${ARTIFACTS}e2e-conversation-bob.png` });
+
+  // A deletes it; B sees the tombstone in its place and an empty quote.
+  const id = await item(a.page, "original, edited by A").getAttribute("data-id");
+  await item(a.page, "original, edited by A").locator("button.delete").click();
+  const tombstone = b.page.locator(`#messages li[data-id="${id}"].deleted`);
+  await tombstone.waitFor({ timeout: 5000 });
+  assert.equal(await tombstone.locator(".tombstone").textContent(), "This message was deleted.");
+  assert.equal(await tombstone.locator("button").count(), 0, "no actions on a tombstone");
+  assert.equal(await b.page.locator("#messages li").first().getAttribute("data-id"), id, "it keeps its place");
+  await item(b.page, "reply from B").locator(".quote", { hasText: "(deleted message)" }).waitFor({ timeout: 5000 });
+
+  // A posts twice in the other room: B's badge for it goes up (none for the room B reads).
+  await a.page.click(`#rooms button[data-room="${other}"]`);
+  await waitLive(a.page, other);
+  await a.page.fill("#text", "elsewhere 1");
+  await a.page.click("#send");
+  await seen(a.page, "elsewhere 1", 5000);
+  await a.page.fill("#text", "elsewhere 2");
+  await a.page.click("#send");
+  await seen(a.page, "elsewhere 2", 5000);
+  await b.page.waitForFunction(
+    (selector) => document.querySelector(selector)?.textContent === "2",
+    `#rooms button[data-room="${other}"] .badge:not([hidden])`,
+    { timeout: 15_000 },
+  );
+  assert.equal(await badge(b.page, room).isHidden(), true);
+  assert.equal(await badge(a.page, other).isHidden(), true, "A's own posts are read");
+  await b.page.screenshot({ path: `${ARTIFACTS}e2e-unread-bob.png` });
+
+  // B opens it: the badge clears, and stays cleared (the mark is on the server) after B
+  // goes back and reloads.
+  await b.page.click(`#rooms button[data-room="${other}"]`);
+  await waitLive(b.page, other);
+  await seen(b.page, "elsewhere 2", 5000);
+  assert.equal(await badge(b.page, other).isHidden(), true);
+  await b.page.waitForTimeout(1000); // the mark is sent 250 ms after the messages show
+  await b.page.click(`#rooms button[data-room="${room}"]`);
+  await waitLive(b.page, room);
+  await b.page.reload();
+  await waitLive(b.page);
+  assert.equal(await b.page.textContent("#room-title"), room);
+  assert.equal(await badge(b.page, other).isHidden(), true, "read on the server");
 
   assert.deepEqual([...a.problems, ...b.problems], [], "no page errors");
 });

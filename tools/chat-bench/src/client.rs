@@ -210,6 +210,25 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `GET /api/rooms`: the `rooms` array.
+    pub async fn list_rooms(&self, token: &str) -> anyhow::Result<Vec<Value>> {
+        let response = self
+            .http
+            .get(self.url("/api/rooms"))
+            .bearer_auth(token)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("GET /api/rooms")?;
+        let list = json_or_error(response).await?;
+        list["rooms"]
+            .as_array()
+            .cloned()
+            .context("GET /api/rooms has no rooms array")
+    }
+}
+
 /// The body as JSON when the status is a success; otherwise an [`HttpError`].
 pub async fn json_or_error(response: reqwest::Response) -> anyhow::Result<Value> {
     if !response.status().is_success() {

@@ -12,7 +12,7 @@ use super::sse::Subscribers;
 use super::{Ctx, Server};
 
 /// The function binaries `api/` builds (the root `Cargo.toml`'s `[[bin]]` entries).
-const FUNCTIONS: [&str; 8] = [
+const FUNCTIONS: [&str; 10] = [
     "rooms",
     "list_messages",
     "post_message",
@@ -21,6 +21,8 @@ const FUNCTIONS: [&str; 8] = [
     "members",
     "cleanup-uploads",
     "health",
+    "message",
+    "read",
 ];
 /// How long a spawned function may take to answer at all.
 const START_TIMEOUT: Duration = Duration::from_secs(20);

@@ -1,5 +1,5 @@
 //! `chat-bench`: drives the public HTTP API of a dev server or deployment and prints one
-//! Markdown table per scenario (fan-out, idle cost, deep room, writes, footprint), with
+//! Markdown table per scenario (fan-out, idle cost, deep room, room list, writes, footprint), with
 //! its parameters. A direct Postgres URL adds the database's own figures and seeding.
 //!
 //! Modules: `args` (flags and the smoke plan), `client` (the HTTP API), `sse` (raw SSE
@@ -15,6 +15,7 @@ mod idle;
 pub mod pg;
 pub mod process;
 pub mod report;
+mod rooms;
 pub mod sse;
 mod writes;
 
@@ -148,6 +149,9 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     }
     if wants(Scenario::Deep) {
         deep::run(&mut ctx).await;
+    }
+    if wants(Scenario::Rooms) {
+        rooms::run(&mut ctx).await;
     }
     if wants(Scenario::Writes) {
         writes::run(&mut ctx).await;
