@@ -474,6 +474,17 @@ async fn a_delete_leaves_a_tombstone_in_its_place_and_removes_the_file_from_stor
         app.client.get(&old_url).send().await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+    // Nor is the upload's staging object left (the send deletes it once attached).
+    if let Some(staging) = key.strip_prefix(shared::storage::ATTACHED_PREFIX) {
+        let deadline = Instant::now() + WAIT;
+        while app.app.storage.head(staging).await.unwrap() != ObjectState::Missing {
+            assert!(
+                Instant::now() < deadline,
+                "staging object {staging} still stored"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let trash: i64 = sqlx::query_scalar("SELECT count(*) FROM chat_object_trash")
         .fetch_one(&app.db)
         .await
