@@ -163,13 +163,13 @@ impl Api {
         json_or_error(response).await.map(|_| ())
     }
 
-    /// `POST /api/rooms/{room}/messages`; the stored message's seq.
+    /// `POST /api/rooms/{room}/messages`; the stored message.
     pub async fn post_message(
         &self,
         room: &str,
         token: &str,
         content: &str,
-    ) -> anyhow::Result<i64> {
+    ) -> anyhow::Result<Posted> {
         let body = serde_json::json!({ "content": content, "client_id": Uuid::new_v4() });
         let response = self
             .http
@@ -184,10 +184,32 @@ impl Api {
         if response.status() != StatusCode::CREATED {
             return Err(http_error(response).await.into());
         }
-        let message = json_or_error(response).await?;
-        message["seq"]
-            .as_i64()
-            .context("the posted message has no seq")
+        Posted::from_json(&json_or_error(response).await?)
+    }
+
+    /// `PATCH /api/rooms/{room}/messages/{id}` (as its author); the edited message.
+    pub async fn edit_message(
+        &self,
+        room: &str,
+        id: &str,
+        token: &str,
+        content: &str,
+    ) -> anyhow::Result<Posted> {
+        let body = serde_json::json!({ "content": content });
+        let response = self
+            .http
+            .patch(self.url(&format!("/api/rooms/{room}/messages/{id}")))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("PATCH message")?;
+        if response.status() != StatusCode::OK {
+            return Err(http_error(response).await.into());
+        }
+        Posted::from_json(&json_or_error(response).await?)
     }
 
     /// `GET /api/rooms/{room}/messages?{query}`; the number of messages in the page.
@@ -252,5 +274,29 @@ pub async fn check_reachable(api: &Api) -> anyhow::Result<()> {
             "{} does not answer GET /api/health ({err:#}); start a server (`cargo dev`) or pass --url",
             api.base
         ),
+    }
+}
+
+/// What a post or an edit answered: the message's id, seq, and the event that changed it
+/// last (its stream `id:`).
+#[derive(Clone, Debug)]
+pub struct Posted {
+    pub id: String,
+    pub seq: i64,
+    pub event_id: i64,
+}
+
+impl Posted {
+    fn from_json(message: &Value) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: message["id"]
+                .as_str()
+                .context("the message has no id")?
+                .to_owned(),
+            seq: message["seq"].as_i64().context("the message has no seq")?,
+            event_id: message["event_id"]
+                .as_i64()
+                .context("the message has no event_id")?,
+        })
     }
 }
