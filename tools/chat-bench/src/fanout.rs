@@ -81,7 +81,7 @@ pub async fn run(ctx: &mut Ctx) {
         "subscribers: {:?} on one room; {} changes at {} per second per run: new messages, then (a fresh room) edits of messages posted before the subscribers joined",
         plan.fanout_subscribers, plan.messages, plan.rate
     ));
-    table.param("delivery = event parsed by the subscriber − just before the POST was sent (one process, one clock)");
+    table.param("delivery = event parsed by the subscriber − just before the POST (or PATCH) was sent (one process, one clock)");
     table.param("RSS: the server process after delivery, with the subscribers still connected (given --server-pid)");
     for (n, change) in plan
         .fanout_subscribers

@@ -16,8 +16,9 @@ pub struct Db {
 
 /// The columns of a listed message, as `shared::db::messages` selects them (`LIST_PAGE_*`),
 /// for viewer `$4`: reaction counts from the row, the viewer's own (`mine`) only where there
-/// are any, the reply quote, files, and the room's newest event. Kept in step by hand:
-/// EXPLAIN must show the query the server runs.
+/// are any, the reply quote, files, and the room's newest event. A copy (the tool links
+/// nothing of the product): EXPLAIN must show the query the server runs, and a test keeps
+/// [`list_sql`] the same statements.
 const MESSAGE_COLUMNS: &str = r#"
         m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
         m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
@@ -42,20 +43,17 @@ const VISIBLE: &str = r#"
                                     WHERE mm.room_id = r.id AND mm.user_email = $4)))
 "#;
 
-/// `GET /api/rooms` for user `$1`, at most `$2` rooms: `shared::db::rooms::LIST_ROOMS`, kept
-/// in step by hand.
+/// `GET /api/rooms` for user `$1`, at most `$2` rooms: `shared::db::rooms::LIST_ROOMS`. A
+/// copy (the tool links nothing of the product); a test keeps it the same statement.
 pub const LIST_ROOMS: &str = r#"
     SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.last_event,
-           r.members_version, k.last_read_seq,
-           GREATEST(0, r.last_seq - k.last_read_seq
+           r.members_version, COALESCE(k.last_read_seq, 0) AS last_read_seq,
+           GREATEST(0, r.last_seq - COALESCE(k.last_read_seq, 0)
                        - (SELECT count(*) FROM chat_messages d
-                          WHERE d.room_id = r.id AND d.seq > k.last_read_seq
+                          WHERE d.room_id = r.id AND d.seq > COALESCE(k.last_read_seq, 0)
                             AND d.deleted_at IS NOT NULL)) AS unread
     FROM chat_rooms r
-    CROSS JOIN LATERAL (
-        SELECT COALESCE((SELECT m.last_read_seq FROM chat_read_marks m
-                         WHERE m.room_id = r.id AND m.user_email = $1), 0) AS last_read_seq
-    ) k
+    LEFT JOIN chat_read_marks k ON k.room_id = r.id AND k.user_email = $1
     WHERE (r.visibility = 'public' OR r.created_by = $1
            OR EXISTS (SELECT 1 FROM chat_room_members mm
                       WHERE mm.room_id = r.id AND mm.user_email = $1))
@@ -542,5 +540,31 @@ mod tests {
         assert!(after.contains("m.seq > $2") && after.contains("ORDER BY m.seq ASC LIMIT $3"));
         // The viewer's reactions and the visibility check, as the server reads them.
         assert!(after.contains("x.user_email = $4") && after.contains("mm.user_email = $4"));
+    }
+}
+
+#[cfg(test)]
+mod same_as_the_server {
+    //! The statements EXPLAIN shows are the server's own, token for token.
+    use super::*;
+
+    fn tokens(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_room_list_is_the_servers() {
+        assert_eq!(tokens(LIST_ROOMS), tokens(shared::db::rooms::LIST_ROOMS));
+    }
+
+    #[test]
+    fn the_list_queries_are_the_servers() {
+        for (kind, server) in [
+            (ListKind::Newest, shared::db::messages::LIST_PAGE_LATEST),
+            (ListKind::Before, shared::db::messages::LIST_PAGE_BEFORE),
+            (ListKind::After, shared::db::messages::LIST_PAGE_AFTER),
+        ] {
+            assert_eq!(tokens(&list_sql(kind)), tokens(server), "{kind:?}");
+        }
     }
 }
