@@ -116,8 +116,12 @@ export interface Upload {
 }
 
 export interface CreateRoomInput {
-  /** `^[A-Za-z0-9_-]{1,64}$` */
-  id: string;
+  /**
+   * `^[A-Za-z0-9_-]{1,64}$`. Omit it and the server picks an unguessable id (22 characters,
+   * 128 random bits): ids are global and a taken one answers 409 `room_exists` to anyone, so
+   * private rooms should not choose theirs.
+   */
+  id?: string;
   /** 1–100 characters; defaults to the id. */
   name?: string;
   visibility?: Visibility;
@@ -210,7 +214,13 @@ export interface SubscribeOptions {
   onReset?: (info: ResetInfo) => void;
   /** The stream is open (first time and after each reconnect). */
   onOpen?: () => void;
-  /** The stream failed; it is reopened by itself after a delay (`retryInMs`). */
+  /**
+   * The stream was refused or could not be reached; it is reopened by itself after
+   * `retryInMs`. `error` is what a probe of the stream URL answered (EventSource hides it):
+   * e.g. status 429 `too_many_streams_for_user` or 503 `too_many_streams`, with `retryAfter`;
+   * status 0 when nothing answered. The delay is a jittered exponential backoff, and never
+   * shorter than the server's `Retry-After`.
+   */
   onError?: (error: ChatApiError, retryInMs: number) => void;
   /**
    * The newest seq the caller has (e.g. the last one `listMessages` returned): the stream
@@ -250,13 +260,18 @@ export interface ClientOptions {
   EventSource?: EventSourceConstructor;
   /** Defaults to globalThis.XMLHttpRequest; without one, uploads use fetch. */
   XMLHttpRequest?: typeof XMLHttpRequest | null;
-  /** Stream reconnect delays: first and largest, in ms (default 1000 and 30000). */
+  /**
+   * Stream reconnect backoff: the first and the largest ceiling, in ms (default 1000 and
+   * 30000); each delay is drawn between half the ceiling and all of it. A `Retry-After`
+   * from the server wins when longer, even past `max`.
+   */
   reconnectDelayMs?: { min?: number; max?: number };
 }
 
 export interface ChatClient {
   listRooms(options?: { signal?: AbortSignal }): Promise<Room[]>;
-  createRoom(input: CreateRoomInput, options?: { signal?: AbortSignal }): Promise<Room>;
+  /** Without `input.id` the server generates an unguessable id (use it for private rooms). */
+  createRoom(input?: CreateRoomInput, options?: { signal?: AbortSignal }): Promise<Room>;
   listMessages(room: string, options?: ListMessagesOptions): Promise<MessagePage>;
   postMessage(room: string, input: PostMessageInput): Promise<Message>;
   /** Author only; files stay attached. 409 `message_deleted` on a tombstone. */

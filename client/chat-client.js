@@ -13,6 +13,7 @@
 //     onRead: ({ room_id, last_read_seq }) => clearBadge(room_id, last_read_seq),
 //   });
 //   await chat.postMessage("general", { content: "hello" });
+//   const secret = await chat.createRoom({ name: "Plans", visibility: "private" }); // id generated
 
 /** @typedef {import("./chat-client.js").Message} Message */
 /** @typedef {import("./chat-client.js").Upload} Upload */
@@ -253,7 +254,8 @@ export const createClient = (options = {}) => {
       return (await request("GET", "/api/rooms", { signal })).rooms;
     },
 
-    createRoom(input, { signal } = {}) {
+    // Without `id` the server picks an unguessable one (what private rooms should use).
+    createRoom(input = {}, { signal } = {}) {
       return request("POST", "/api/rooms", { body: input, signal });
     },
 
@@ -360,6 +362,8 @@ export const createClient = (options = {}) => {
       let source = null;
       /** @type {ReturnType<typeof setTimeout> | undefined} */
       let timer;
+      /** @type {AbortController | null} */
+      let probing = null;
 
       /** @param {number} seq */
       const known = (seq) => (upTo !== undefined && seq <= upTo) || seen.has(seq);
@@ -411,10 +415,15 @@ export const createClient = (options = {}) => {
         const query = new URLSearchParams();
         if (token) query.set("access_token", token);
         if (last !== undefined) query.set("after", String(last));
-        const es = new Source(`${base}/api/rooms/${enc(room)}/stream?${query}`);
+        const url = `${base}/api/rooms/${enc(room)}/stream?${query}`;
+        const es = new Source(url);
         source = es;
+        // Whether this EventSource has been open since its last error: a stream the server
+        // ended is resumed by the EventSource itself (with Last-Event-ID), once.
+        let healthy = false;
         es.onopen = () => {
           failures = 0;
+          healthy = true;
           onOpen?.();
         };
         es.addEventListener("message", (event) => change("message", event));
@@ -438,27 +447,75 @@ export const createClient = (options = {}) => {
         });
         es.onerror = () => {
           if (closed || source !== es) return;
-          // While CONNECTING the EventSource resumes by itself with Last-Event-ID (the
-          // server ends streams every few minutes). CLOSED means it gave up on a non-200
-          // (401 for an expired token, 429, 503): reopen after a delay, after the last event
-          // id, with a fresh token.
-          if (es.readyState === CLOSED) {
-            es.close();
-            source = null;
-            reopenLater(new ChatApiError(0, "stream_closed", "The stream was refused; reopening."));
+          // CONNECTING after an open stream: the EventSource resumes by itself with
+          // Last-Event-ID (the server ends streams every few minutes). CLOSED means it gave
+          // up on a non-200 (401 for an expired token, 429, 503), and an error before any
+          // open would be retried every second whatever the server said: take over, learn
+          // why with a probe (EventSource cannot read the status or Retry-After), and reopen
+          // after a delay, after the last event id, with a fresh token.
+          if (healthy && es.readyState !== CLOSED) {
+            healthy = false;
+            return;
           }
+          es.close();
+          source = null;
+          probe(url).then(reopenLater, reopenLater);
         };
+      }
+
+      /**
+       * Asks the stream URL once with fetch, for what EventSource hides: the status, the
+       * error code and `Retry-After`. A 200 (the stream would open now) is cut off at once.
+       * @param {string} url
+       * @returns {Promise<ChatApiError>}
+       */
+      async function probe(url) {
+        const controller = new AbortController();
+        probing = controller;
+        try {
+          const response = await fetchImpl(url, {
+            headers: { accept: "text/event-stream" },
+            signal: controller.signal,
+          });
+          if (response.ok) {
+            controller.abort();
+            return new ChatApiError(0, "stream_closed", "The stream was interrupted; reopening.");
+          }
+          let body = null;
+          try {
+            body = JSON.parse(await response.text());
+          } catch {
+            // Not JSON (a proxy's page): the status and Retry-After still count.
+          }
+          return apiError(response.status, response.headers, body);
+        } catch (err) {
+          return new ChatApiError(0, "stream_closed", "The stream could not be reached; reopening.", {
+            cause: err,
+          });
+        } finally {
+          if (probing === controller) probing = null;
+        }
       }
 
       const start = () =>
         open().catch((err) =>
           reopenLater(new ChatApiError(0, "stream_closed", "The stream could not be opened.", { cause: err })),
         );
-      /** @param {ChatApiError} error */
+      /**
+       * Reopens after a jittered exponential backoff (half to all of min·2^(failures-1),
+       * capped at max), and never before the server's `Retry-After`, itself spread by up to
+       * a quarter so refused clients do not all come back in the same second.
+       * @param {ChatApiError} error
+       */
       function reopenLater(error) {
         if (closed) return;
         failures += 1;
-        const delay = Math.min(maxDelay, minDelay * 2 ** (failures - 1));
+        const ceiling = Math.min(maxDelay, minDelay * 2 ** (failures - 1));
+        const backoff = ceiling / 2 + (Math.random() * ceiling) / 2;
+        const delay =
+          error.retryAfter != null
+            ? Math.max(backoff, error.retryAfter * 1000 * (1 + Math.random() / 4))
+            : backoff;
         onError?.(error, delay);
         timer = setTimeout(start, delay);
       }
@@ -474,6 +531,7 @@ export const createClient = (options = {}) => {
         close() {
           closed = true;
           clearTimeout(timer);
+          probing?.abort();
           source?.close();
         },
       };

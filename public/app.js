@@ -189,11 +189,16 @@ document.addEventListener("visibilitychange", () => {
 $("new-room").onsubmit = (event) => {
   event.preventDefault();
   guard(async () => {
-    const id = $("room-id").value.trim();
-    const visibility = $("room-private").checked ? "private" : "public";
-    await chat.createRoom({ id, visibility });
+    const text = $("room-id").value.trim();
+    const isPrivate = $("room-private").checked;
+    // Room ids are global and a taken one answers 409 to anyone, so a private room's id
+    // would tell outsiders it exists: private rooms take the text as their name and let the
+    // server pick an unguessable id. A public room's id is the text itself.
+    const room = await chat.createRoom(
+      isPrivate ? { name: text, visibility: "private" } : { id: text, visibility: "public" },
+    );
     $("room-id").value = "";
-    await openRoom(id);
+    await openRoom(room.id);
   });
 };
 
@@ -386,7 +391,9 @@ async function openRoom(id) {
   location.hash = `room=${encodeURIComponent(id)}`;
   $("room-title").textContent = id;
   render();
-  await loadRooms();
+  const rooms = await loadRooms();
+  // A private room's id is random: show its name.
+  $("room-title").textContent = rooms.find((room) => room.id === id)?.name ?? id;
   const page = await loadLatest();
   setStatus("connecting…", "connecting");
   // Live changes after the page (its last_event_id; the newest seq shown counts as had); the

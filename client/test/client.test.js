@@ -31,7 +31,18 @@ describe("rooms", () => {
     });
   });
 
-  test("an unknown room is 404 room_not_found", async () => {
+  test("createRoom without an id gets an unguessable one", async () => {
+    const { client } = await signedIn();
+    const room = await client.createRoom({ name: "Plans", visibility: "private" });
+    assert.match(room.id, /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(room.name, "Plans");
+    assert.equal(room.visibility, "private");
+    const other = await client.createRoom();
+    assert.match(other.id, /^[A-Za-z0-9_-]{22}$/);
+    assert.notEqual(other.id, room.id);
+  });
+
+    test("an unknown room is 404 room_not_found", async () => {
     const { client } = await signedIn();
     await assert.rejects(client.listMessages(unique("missing")), { status: 404, code: "room_not_found" });
   });
@@ -239,12 +250,28 @@ describe("subscribe", () => {
 });
 
 describe("subscribe, against a scripted EventSource", () => {
+  /**
+   * A fetch for the client's probes of the stream URL: records each and answers `answer()`.
+   * @param {() => Response | Promise<Response>} answer
+   */
+  function probes(answer) {
+    /** @type {{ url: string, signal: AbortSignal | null | undefined }[]} */
+    const calls = [];
+    /** @type {typeof globalThis.fetch} */
+    const probe = async (input, init) => {
+      calls.push({ url: String(input), signal: init?.signal });
+      return answer();
+    };
+    return { calls, fetch: probe };
+  }
+
   test("dedupes by seq, handles reset, and reopens after a refusal with the last seq", async () => {
     FakeEventSource.opened = [];
     const client = createClient({
       baseUrl: "http://api.test",
       getToken: () => "tok",
       EventSource: FakeEventSource,
+      fetch: probes(() => new Response("{}", { status: 503 })).fetch,
       reconnectDelayMs: { min: 10, max: 50 },
     });
     /** @type {number[]} */
@@ -274,8 +301,8 @@ describe("subscribe, against a scripted EventSource", () => {
     assert.deepEqual(seen, [3, 4, 11]);
 
     first.refuse();
-    assert.deepEqual(errors, ["stream_closed"]);
     await until(() => FakeEventSource.opened.length === 2, 1000, "a new EventSource");
+    assert.deepEqual(errors, ["http_503"], "the probe's answer");
     const second = FakeEventSource.opened[1];
     assert.equal(second.url.searchParams.get("after"), "11");
     assert.ok(first.closed);
@@ -289,6 +316,157 @@ describe("subscribe, against a scripted EventSource", () => {
     second.refuse();
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(FakeEventSource.opened.length, 2, "nothing reopens after close()");
+  });
+
+  test("a refused stream is probed with fetch and reopened no sooner than its Retry-After", async () => {
+    FakeEventSource.opened = [];
+    const refused = JSON.stringify({ error: { code: "too_many_streams_for_user", message: "Too many." } });
+    const { calls, fetch } = probes(
+      () => new Response(refused, { status: 429, headers: { "retry-after": "1", "content-type": "application/json" } }),
+    );
+    const client = createClient({
+      baseUrl: "http://api.test",
+      getToken: () => "tok",
+      EventSource: FakeEventSource,
+      fetch,
+      reconnectDelayMs: { min: 10, max: 50 },
+    });
+    /** @type {{ error: ChatApiError, delay: number }[]} */
+    const errors = [];
+    const subscription = client.subscribe("general", {
+      lastSeq: 7,
+      onMessage: () => {},
+      onError: (error, delay) => errors.push({ error, delay }),
+    });
+    try {
+      await until(() => FakeEventSource.opened.length === 1, 1000, "the first EventSource");
+      const first = FakeEventSource.opened[0];
+      const refusedAt = Date.now();
+      first.refuse();
+      await until(() => errors.length === 1, 1000, "the probe");
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0].url, first.url.toString(), "the probe asks the stream's own URL");
+      const [{ error, delay }] = errors;
+      assert.ok(error instanceof ChatApiError);
+      assert.equal(error.status, 429);
+      assert.equal(error.code, "too_many_streams_for_user");
+      assert.equal(error.retryAfter, 1);
+      assert.ok(delay >= 1000 && delay <= 1250, `Retry-After 1 s, spread by up to 25 %: ${delay}`);
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      assert.equal(FakeEventSource.opened.length, 1, "not reopened before Retry-After");
+      await until(() => FakeEventSource.opened.length === 2, 2000, "the reopen");
+      assert.ok(Date.now() - refusedAt >= 1000);
+      assert.equal(FakeEventSource.opened[1].url.searchParams.get("after"), "7");
+    } finally {
+      subscription.close();
+    }
+  });
+
+  test("failures before any open back off exponentially with jitter", async () => {
+    /** Fails as a network error does: still CONNECTING, never opened. */
+    class Unreachable extends FakeEventSource {
+      /** @param {string} url */
+      constructor(url) {
+        super(url);
+        queueMicrotask(() => this.onerror?.(new Event("error")));
+      }
+    }
+    FakeEventSource.opened = [];
+    const { calls, fetch } = probes(() => {
+      throw new TypeError("fetch failed");
+    });
+    const client = createClient({
+      baseUrl: "http://api.test",
+      getToken: () => "tok",
+      EventSource: Unreachable,
+      fetch,
+      reconnectDelayMs: { min: 40, max: 160 },
+    });
+    /** @type {number[]} */
+    const delays = [];
+    /** @type {string[]} */
+    const codes = [];
+    const subscription = client.subscribe("general", {
+      onMessage: () => {},
+      onError: (error, delay) => {
+        delays.push(delay);
+        codes.push(`${error.status} ${error.code}`);
+      },
+    });
+    try {
+      await until(() => delays.length >= 5, 3000, "five failures");
+    } finally {
+      subscription.close();
+    }
+    const ceilings = [40, 80, 160, 160, 160];
+    ceilings.forEach((ceiling, i) =>
+      assert.ok(delays[i] >= ceiling / 2 && delays[i] <= ceiling, `delay ${i + 1}: ${delays[i]} in [${ceiling / 2}, ${ceiling}]`),
+    );
+    assert.ok(new Set(delays.slice(2)).size > 1, `jittered: ${delays}`);
+    assert.deepEqual(codes.slice(0, 2), ["0 stream_closed", "0 stream_closed"]);
+    assert.ok(FakeEventSource.opened.slice(0, 5).every((es) => es.closed), "each given up on, not left retrying");
+    assert.ok(calls.length >= 5);
+  });
+
+  test("a probe that finds the stream open cuts it off at once", async () => {
+    FakeEventSource.opened = [];
+    const { calls, fetch } = probes(
+      () => new Response(new ReadableStream({ start() {} }), { status: 200, headers: { "content-type": "text/event-stream" } }),
+    );
+    const client = createClient({
+      baseUrl: "http://api.test",
+      getToken: () => "tok",
+      EventSource: FakeEventSource,
+      fetch,
+      reconnectDelayMs: { min: 10, max: 50 },
+    });
+    const subscription = client.subscribe("general", { onMessage: () => {} });
+    try {
+      await until(() => FakeEventSource.opened.length === 1, 1000, "the first EventSource");
+      FakeEventSource.opened[0].refuse();
+      await until(() => FakeEventSource.opened.length === 2, 1000, "the reopen");
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0].signal?.aborted, true, "the probe's stream was aborted");
+    } finally {
+      subscription.close();
+    }
+  });
+});
+
+describe("subscribe, refused by the server", () => {
+  test("a stream over the per-user cap is retried after the server's Retry-After", async () => {
+    const { client } = await signedIn();
+    const room = unique("room");
+    await client.createRoom({ id: room });
+    // The dev server's STREAM_MAX_PER_USER (10 unless set).
+    const cap = Number(process.env.STREAM_MAX_PER_USER ?? 10);
+    let opened = 0;
+    const held = Array.from({ length: cap }, () =>
+      client.subscribe(room, { onMessage: () => {}, onOpen: () => opened++ }),
+    );
+    /** @type {{ error: ChatApiError, delay: number }[]} */
+    const errors = [];
+    let extraOpened = 0;
+    /** @type {{ close(): void } | undefined} */
+    let extra;
+    try {
+      await until(() => opened >= cap, 10000, `${cap} streams to open`);
+      extra = client.subscribe(room, {
+        onMessage: () => {},
+        onOpen: () => extraOpened++,
+        onError: (error, delay) => errors.push({ error, delay }),
+      });
+      await until(() => errors.length >= 1, 10000, "the refusal");
+      const [{ error, delay }] = errors;
+      assert.equal(error.status, 429);
+      assert.equal(error.code, "too_many_streams_for_user");
+      assert.ok(error.retryAfter != null && error.retryAfter >= 1, `Retry-After: ${error.retryAfter}`);
+      assert.ok(delay >= error.retryAfter * 1000, `waits at least Retry-After: ${delay}`);
+      assert.equal(extraOpened, 0);
+    } finally {
+      extra?.close();
+      for (const subscription of held) subscription.close();
+    }
   });
 });
 

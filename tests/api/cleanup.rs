@@ -143,3 +143,37 @@ async fn only_the_scheduler_may_run_it() {
         .unwrap();
     assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
+
+/// A send that copied its file to the attached key and then failed (here: its post bucket
+/// was empty) leaves the copy; the upload is still pending, so the cron removes both.
+#[tokio::test]
+async fn the_copy_a_failed_send_left_is_removed_with_its_upload() {
+    use shared::storage::{ObjectState, attached_key};
+    let app = TestApp::spawn_with(|c| {
+        c.storage.cron_secret = Some(SECRET.into());
+        c.limits.posts = shared::db::limits::RateLimit::parse("post", "1/1h").unwrap();
+    })
+    .await;
+    app.room("general").await;
+    app.send("general", "takes the only token").await;
+    let upload = &uploads(&app, 1).await[0];
+    let refused = app
+        .post_message(
+            "general",
+            &json!({"content": "x", "file_ids": [upload["id"]]}),
+        )
+        .await;
+    assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let staging = format!("rooms/general/{}.txt", upload["id"].as_str().unwrap());
+    let copy = attached_key(&staging);
+    let storage = &app.app.storage;
+    assert!(matches!(
+        storage.head(&copy).await.unwrap(),
+        ObjectState::Present { .. }
+    ));
+    age_uploads(&app, 25).await;
+    let report: Value = run(&app).await.json().await.unwrap();
+    assert_eq!(report["deleted"], 1);
+    assert_eq!(storage.head(&staging).await.unwrap(), ObjectState::Missing);
+    assert_eq!(storage.head(&copy).await.unwrap(), ObjectState::Missing);
+}

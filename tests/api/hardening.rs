@@ -6,6 +6,51 @@ use shared::db::limits::RateLimit;
 
 use crate::helpers::{ALICE, BOB, TestApp, assert_error};
 
+/// Item 5: ids are global, so a taken explicit id answers 409 to anyone (a private room's
+/// included). Omitting the id gets one nobody can guess, which is what private rooms use.
+#[tokio::test]
+async fn a_room_without_an_id_gets_an_unguessable_one() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .post_as(
+                ALICE,
+                "/api/rooms",
+                &json!({"name": "Secret plans", "visibility": "private"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let room: Value = response.json().await.unwrap();
+        let id = room["id"].as_str().unwrap().to_owned();
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{id}"
+        );
+        assert_eq!(room["name"], "Secret plans");
+        assert_eq!(room["visibility"], "private");
+        assert_eq!(room["owner"], ALICE);
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    // The room works under its id, for its owner only.
+    let id = &ids[0];
+    app.post_message_as(ALICE, id, &json!({"content": "hi"}))
+        .await
+        .error_for_status()
+        .unwrap();
+    let outsider = app.get_as(BOB, &format!("/api/rooms/{id}/messages")).await;
+    assert_error(outsider, StatusCode::NOT_FOUND, "room_not_found").await;
+    // An explicit id keeps its contract: a taken one is 409 room_exists.
+    app.room("general").await;
+    let taken = app
+        .post_as(BOB, "/api/rooms", &json!({"id": "general"}))
+        .await;
+    assert_error(taken, StatusCode::CONFLICT, "room_exists").await;
+}
+
 #[tokio::test]
 async fn a_nul_byte_in_content_is_a_400_not_a_500() {
     let app = TestApp::spawn().await;
@@ -409,4 +454,319 @@ async fn the_dev_server_closes_slow_headers_and_serves_new_clients() {
     .expect("a new client timed out")
     .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Presigns a 5-byte text file in `general` as Alice and PUTs `bytes`; the presign body.
+async fn uploaded(app: &TestApp, bytes: &[u8; 5]) -> Value {
+    let upload = app
+        .presigned(
+            ALICE,
+            &json!({"room_id": "general", "file_name": "a.txt", "content_type": "text/plain", "size": 5}),
+        )
+        .await;
+    let put = app.put_upload(&upload, bytes).await;
+    assert!(put.status().is_success(), "PUT: {}", put.status());
+    upload
+}
+
+async fn download(app: &TestApp, url: &str) -> Vec<u8> {
+    let response = app.client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+    response.bytes().await.unwrap().to_vec()
+}
+
+fn staging_key(upload: &Value) -> String {
+    format!("rooms/general/{}.txt", upload["id"].as_str().unwrap())
+}
+
+/// Item 6: once a message attaches a file, its bytes are fixed. The upload's presigned PUT
+/// is still valid (15 minutes), but it names the staging key, and the message serves the
+/// copy at the attached key.
+#[tokio::test]
+async fn a_put_through_the_old_url_after_sending_changes_nothing_served() {
+    use shared::storage::{ObjectState, attached_key};
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let upload = uploaded(&app, b"first").await;
+    let sent = app
+        .post_message(
+            "general",
+            &json!({"content": "", "file_ids": [upload["id"]]}),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let sent: Value = sent.json().await.unwrap();
+    let sent_url = sent["files"][0]["url"].as_str().unwrap().to_owned();
+    assert!(sent_url.contains("/attached/rooms/general/"), "{sent_url}");
+    // The staging object goes once the send has committed.
+    let staging = staging_key(&upload);
+    let mut gone = false;
+    for _ in 0..50 {
+        if app.app.storage.head(&staging).await.unwrap() == ObjectState::Missing {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the staging object was not deleted");
+
+    // The uploader writes other bytes through the URL they were given.
+    let put = app.put_upload(&upload, b"evil!").await;
+    assert!(put.status().is_success(), "the URL is still valid");
+    assert_eq!(download(&app, &sent_url).await, b"first");
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let listed_url = listed["messages"][0]["files"][0]["url"].as_str().unwrap();
+    assert_eq!(download(&app, listed_url).await, b"first");
+    assert!(matches!(
+        app.app.storage.head(&attached_key(&staging)).await.unwrap(),
+        ObjectState::Present { size: 5, .. }
+    ));
+}
+
+/// Item 6: the copy is conditioned on the ETag the HEAD check saw, so bytes replaced in
+/// between are never attached.
+#[tokio::test]
+async fn bytes_replaced_after_the_check_are_not_copied() {
+    use shared::storage::{ObjectState, PinOutcome, attached_key};
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let upload = uploaded(&app, b"first").await;
+    let staging = staging_key(&upload);
+    let ObjectState::Present {
+        etag: Some(seen), ..
+    } = app.app.storage.head(&staging).await.unwrap()
+    else {
+        panic!("no ETag from HEAD");
+    };
+    assert!(
+        app.put_upload(&upload, b"evil!")
+            .await
+            .status()
+            .is_success()
+    );
+    let storage = &app.app.storage;
+    assert_eq!(
+        storage.pin(&staging, &seen).await.unwrap(),
+        PinOutcome::Changed
+    );
+    let target = attached_key(&staging);
+    assert_eq!(storage.head(&target).await.unwrap(), ObjectState::Missing);
+    // With the current ETag it copies; a missing source is Missing.
+    let ObjectState::Present {
+        etag: Some(now), ..
+    } = storage.head(&staging).await.unwrap()
+    else {
+        panic!("no ETag from HEAD");
+    };
+    assert_eq!(
+        storage.pin(&staging, &now).await.unwrap(),
+        PinOutcome::Pinned
+    );
+    assert!(matches!(
+        storage.head(&target).await.unwrap(),
+        ObjectState::Present { size: 5, .. }
+    ));
+    storage.delete(&staging).await.unwrap();
+    assert_eq!(
+        storage.pin(&staging, &now).await.unwrap(),
+        PinOutcome::Missing
+    );
+}
+
+/// Item 6: while one send holds an upload (its row lock, from the copy to its commit), a
+/// second send of the same upload waits instead of copying over the first one's file, then
+/// finds it attached.
+#[tokio::test]
+async fn a_second_send_of_an_upload_never_writes_the_first_ones_file() {
+    use shared::storage::{ObjectState, attached_key};
+    use sqlx::Connection;
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let upload = uploaded(&app, b"first").await;
+    let id: uuid::Uuid = upload["id"].as_str().unwrap().parse().unwrap();
+    let target = attached_key(&staging_key(&upload));
+    // Stand in for a first send between its copy and its commit.
+    let mut first = sqlx::PgConnection::connect(&app.app.config.database.url)
+        .await
+        .unwrap();
+    let mut tx = first.begin().await.unwrap();
+    sqlx::query("SELECT id FROM chat_uploads WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let second = tokio::spawn({
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/api/rooms/general/messages"),
+            app.token(ALICE),
+        );
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"content": "again", "file_ids": [id]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.app.storage.head(&target).await.unwrap(),
+        ObjectState::Missing,
+        "the second send copied while the first held the upload"
+    );
+    // The first send commits: the upload is attached (its row is gone).
+    sqlx::query("DELETE FROM chat_uploads WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let second = second.await.unwrap();
+    assert_error(second, StatusCode::BAD_REQUEST, "invalid_upload").await;
+    assert_eq!(
+        app.app.storage.head(&target).await.unwrap(),
+        ObjectState::Missing
+    );
+}
+
+/// Item 8: the dev server answers what hyper refuses before any route sees it (malformed
+/// heads, too many or too large headers, a URI over 64 KiB) with the API's JSON error, not
+/// hyper's empty body; on a fresh connection and after a good request on a kept-alive one.
+#[tokio::test]
+async fn the_dev_server_answers_unparsable_requests_with_json_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+
+    /// Sends `request` raw and reads until the server closes; the status and the JSON body.
+    async fn refused(address: &str, request: &[u8]) -> (u16, String, Value) {
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            socket.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+        split(&answer)
+    }
+    fn split(answer: &[u8]) -> (u16, String, Value) {
+        let text = String::from_utf8_lossy(answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+        let status = head[9..12].parse().unwrap();
+        let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+        (status, head.to_ascii_lowercase(), body)
+    }
+
+    let many_headers: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let cases: [(&str, Vec<u8>, u16, &str); 5] = [
+        (
+            "a malformed request line",
+            b"NOT A REQUEST\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "a malformed header",
+            b"GET /api/health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "150 headers",
+            format!("GET /api/health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a 500 KB header",
+            format!(
+                "GET /api/health HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+                "a".repeat(500_000)
+            )
+            .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a 70,000-byte URI",
+            format!(
+                "GET /api/health?q={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(70_000)
+            )
+            .into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        let (got, head, body) = refused(&address, &request).await;
+        assert_eq!(got, status, "{case}: {head}");
+        assert_eq!(body["error"]["code"], code, "{case}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{case}: {head}"
+        );
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{case}: {head}"
+        );
+    }
+
+    // Kept alive: a good request is answered as ever, then a malformed one is JSON too.
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket
+        .write_all(b"GET /api/nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Read the whole first answer (its content-length), and no further.
+    let mut first = Vec::new();
+    loop {
+        let mut buf = [0u8; 1024];
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after a good request");
+        first.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&first).to_ascii_lowercase();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            if body.len() >= length {
+                break;
+            }
+        }
+    }
+    let (status, head, body) = split(&first);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("route_not_found")),
+        "{head}"
+    );
+    socket.write_all(b"GET / HTTP/9.9\r\n\r\n").await.unwrap();
+    let mut second = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        socket.read_to_end(&mut second),
+    )
+    .await
+    .expect("closed")
+    .unwrap();
+    let (status, _, body) = split(&second);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 }

@@ -106,6 +106,20 @@ pub async fn fresh_database() -> String {
     with_database(&cluster.admin_url, &name)
 }
 
+/// A fresh database with no migrations applied (a test that migrates it itself).
+pub async fn empty_database() -> String {
+    let cluster = cluster();
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&cluster.admin_url)
+        .await
+        .expect("admin connection");
+    admin
+        .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await
+        .expect("create test database");
+    with_database(&cluster.admin_url, &name)
+}
+
 /// The settings every test runs with, as the environment variables a deployment sets (the
 /// function binaries under the Lambda emulator get exactly these).
 pub fn base_env(database_url: &str, s3: &EmbeddedS3) -> HashMap<&'static str, String> {

@@ -177,7 +177,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 23] = [
+    let statements: [(&str, &str, Binds); 24] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -254,6 +254,9 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind(20.0_f64 / 60.0)
         }),
         ("FIND_UPLOADS", uploads::FIND_UPLOADS, |q| q.bind(&[ID][..])),
+        ("LOCK_PENDING", uploads::LOCK_PENDING, |q| {
+            q.bind(&[ID][..]).bind(ROOM).bind(ALICE)
+        }),
         ("CLAIM_ORPHANS", uploads::CLAIM_ORPHANS, |q| {
             q.bind(Utc::now()).bind(100_i64)
         }),

@@ -3,7 +3,9 @@
 mod auth;
 mod bad_input;
 mod cleanup;
+mod conversations;
 mod cors;
+mod exactly_once;
 mod failure;
 mod hardening;
 mod helpers;

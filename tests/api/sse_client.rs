@@ -28,7 +28,8 @@ impl Block {
 
 pub struct RawStream {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
+    /// Bytes, not text: a chunk may end inside a multi-byte character (an emoji).
+    buffer: Vec<u8>,
     pub headers: reqwest::header::HeaderMap,
 }
 
@@ -62,7 +63,7 @@ impl RawStream {
         let headers = response.headers().clone();
         Self {
             body: response.bytes_stream().boxed(),
-            buffer: String::new(),
+            buffer: Vec::new(),
             headers,
         }
     }
@@ -76,12 +77,14 @@ impl RawStream {
 
     async fn next_block(&mut self) -> Option<Block> {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let raw: String = self.buffer.drain(..end + 2).collect();
-                return Some(parse(&raw));
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let raw: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                return Some(parse(
+                    std::str::from_utf8(&raw).expect("an SSE block is UTF-8"),
+                ));
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 Some(Err(err)) => panic!("stream error: {err}"),
                 None => return None,
             }

@@ -220,6 +220,17 @@ test("two users chat in one room: live messages, an image, reconnects, history",
   assert.match((await a.page.textContent("#error-text")) ?? "", /room_exists/);
   await a.page.screenshot({ path: `${ARTIFACTS}e2e-error-banner.png` });
 
+  // A private room takes the text as its name; the server picks an id nobody can guess.
+  await a.page.fill("#room-id", `plans-${suffix}`);
+  await a.page.check("#room-private");
+  await a.page.click("#new-room button[type=submit]");
+  await a.page.waitForFunction((name) => document.querySelector("#room-title")?.textContent === name, `plans-${suffix}`);
+  await waitLive(a.page);
+  const privateId = decodeURIComponent(new URL(a.page.url()).hash.replace(/^#room=/, ""));
+  assert.match(privateId, /^[A-Za-z0-9_-]{22}$/, "a generated id");
+  const listed = await a.page.locator(`#rooms button[data-room="${privateId}"]`).textContent();
+  assert.ok(listed?.startsWith(`🔒 plans-${suffix}`), `listed as ${listed}`);
+
   assert.deepEqual([...a.problems, ...b.problems], [], "no page errors");
 });
 

@@ -137,16 +137,13 @@ pub async fn insert_room(
 /// through the partial index `chat_messages_deleted` (deleted messages only).
 pub const LIST_ROOMS: &str = r#"
     SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.last_event,
-           r.members_version, k.last_read_seq,
-           GREATEST(0, r.last_seq - k.last_read_seq
+           r.members_version, COALESCE(k.last_read_seq, 0) AS last_read_seq,
+           GREATEST(0, r.last_seq - COALESCE(k.last_read_seq, 0)
                        - (SELECT count(*) FROM chat_messages d
-                          WHERE d.room_id = r.id AND d.seq > k.last_read_seq
+                          WHERE d.room_id = r.id AND d.seq > COALESCE(k.last_read_seq, 0)
                             AND d.deleted_at IS NOT NULL)) AS unread
     FROM chat_rooms r
-    CROSS JOIN LATERAL (
-        SELECT COALESCE((SELECT m.last_read_seq FROM chat_read_marks m
-                         WHERE m.room_id = r.id AND m.user_email = $1), 0) AS last_read_seq
-    ) k
+    LEFT JOIN chat_read_marks k ON k.room_id = r.id AND k.user_email = $1
     WHERE (r.visibility = 'public' OR r.created_by = $1
            OR EXISTS (SELECT 1 FROM chat_room_members mm
                       WHERE mm.room_id = r.id AND mm.user_email = $1))

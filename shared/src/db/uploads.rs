@@ -15,6 +15,10 @@ pub struct UploadRow {
     pub file_name: String,
     pub content_type: String,
     pub size: i64,
+    /// Not a column: the ETag storage reported when the send HEADed the object, which the
+    /// copy to its attached key is conditioned on.
+    #[sqlx(skip)]
+    pub etag: Option<String>,
 }
 
 /// A pending upload to record.
@@ -109,6 +113,34 @@ pub const FIND_UPLOADS: &str = r#"
 /// The pending uploads among `ids` (attached or unknown ones are absent).
 pub async fn find_uploads(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<UploadRow>> {
     sqlx::query_as(FIND_UPLOADS).bind(ids).fetch_all(db).await
+}
+
+/// Locks the pending uploads among `$1` that user `$3` made for room `$2`, by
+/// `chat_uploads_pkey`, until the caller's transaction ends. A send holds them while it
+/// copies their bytes to their attached keys and inserts the message, so a second send of
+/// the same upload waits, then finds it attached (no row) and never copies over the first
+/// one's file; the cleanup cron (`SKIP LOCKED`) passes them over meanwhile.
+pub const LOCK_PENDING: &str = r#"
+    SELECT id FROM chat_uploads
+    WHERE id = ANY($1) AND room_id = $2 AND user_email = $3
+    FOR UPDATE
+"#;
+
+/// Locks `ids` for a send (see [`LOCK_PENDING`]) and returns how many are still pending
+/// and the sender's, for that room. Call inside the send's transaction.
+pub async fn lock_pending(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    room_id: &str,
+    user_email: &str,
+) -> sqlx::Result<usize> {
+    let locked: Vec<(Uuid,)> = sqlx::query_as(LOCK_PENDING)
+        .bind(ids)
+        .bind(room_id)
+        .bind(user_email)
+        .fetch_all(db)
+        .await?;
+    Ok(locked.len())
 }
 
 /// Locks up to `$2` uploads created before `$1`, oldest first (`idx_chat_uploads_created`).

@@ -20,6 +20,21 @@ impl RoomId {
         }
     }
 
+    /// A fresh id nobody can guess: 128 random bits from the thread's CSPRNG (ChaCha,
+    /// seeded by the OS), as 22 characters of unpadded base64url. Ids are global, so an
+    /// explicit one can be probed (`409 room_exists`); this one cannot.
+    pub fn generate() -> Self {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bits: u128 = rand::random();
+        // 22 sextets carry 132 bits: the top four are always zero.
+        let id = (0..22)
+            .rev()
+            .map(|i| ALPHABET[((bits >> (i * 6)) & 0x3f) as usize] as char)
+            .collect();
+        Self(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -88,6 +103,22 @@ mod tests {
         for bad in ["", "a b", "a/b", "é", "a.b", &"x".repeat(65), "../x"] {
             assert!(RoomId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn generated_room_ids_are_valid_22_character_ids_and_differ() {
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| RoomId::generate().as_str().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 22, "{id}");
+            assert_eq!(RoomId::parse(id).unwrap().as_str(), id);
+        }
+        // Every position but the first (which holds the top two bits) takes all 64 symbols.
+        let last: std::collections::HashSet<char> =
+            ids.iter().map(|id| id.chars().last().unwrap()).collect();
+        assert!(last.len() > 50, "{last:?}");
     }
 
     #[test]

@@ -197,6 +197,25 @@ impl From<crate::realtime::StreamRefused> for ApiError {
     }
 }
 
+impl From<crate::storage::PinError> for ApiError {
+    fn from(err: crate::storage::PinError) -> Self {
+        use crate::storage::PinError;
+        match err {
+            PinError::Changed(id) => Self::bad_request(
+                "upload_changed",
+                format!(
+                    "The file for upload {id} was replaced while the message was being sent; send it again."
+                ),
+            ),
+            PinError::Missing(id) => Self::bad_request(
+                "upload_incomplete",
+                format!("The file for upload {id} is no longer in storage."),
+            ),
+            PinError::Storage(err) => err.into(),
+        }
+    }
+}
+
 impl From<crate::auth::Unauthorized> for ApiError {
     fn from(err: crate::auth::Unauthorized) -> Self {
         Self::Unauthorized(err.0.to_owned())

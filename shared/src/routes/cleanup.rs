@@ -11,6 +11,7 @@ use crate::App;
 use crate::auth::bearer_token;
 use crate::db;
 use crate::http::{ApiError, Body, json_response};
+use crate::storage;
 
 /// Rows claimed per batch.
 const BATCH: i64 = 100;
@@ -24,7 +25,8 @@ const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// `GET /api/cron/cleanup-uploads`, called by Vercel Cron with `Authorization: Bearer
 /// $CRON_SECRET`: deletes the objects and rows of uploads older than `UPLOAD_ORPHAN_HOURS`
-/// that were never attached, in batches, and reports `{"deleted", "batches", "more"}`.
+/// that were never attached (the staging object and any copy at its attached key), in
+/// batches, and reports `{"deleted", "batches", "more"}` (counting uploads).
 ///
 /// Safe to run twice at once: each batch claims its rows with `FOR UPDATE SKIP LOCKED`, so
 /// concurrent runs split the work. A batch's rows are deleted only after its objects are,
@@ -46,11 +48,15 @@ pub async fn run(State(app): State<App>, headers: HeaderMap) -> Result<Response<
         if claimed.is_empty() {
             break;
         }
-        // Owned futures: a stream of borrowing closures trips the compiler's Send proof.
+        // Each upload's staging object, and the copy at its attached key that a send which
+        // failed after copying left (an upload still pending was never attached, so nothing
+        // points there). Owned futures: a stream of borrowing closures trips the compiler's
+        // Send proof.
         let deletions: Vec<_> = claimed
             .iter()
-            .map(|(_, key)| {
-                let (storage, key) = (app.storage.clone(), key.clone());
+            .flat_map(|(_, key)| [key.clone(), storage::attached_key(key)])
+            .map(|key| {
+                let storage = app.storage.clone();
                 async move { storage.delete(&key).await }
             })
             .collect();

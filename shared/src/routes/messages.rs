@@ -13,10 +13,10 @@ use crate::db::messages::{CLIENT_ID_KEY, MessageRow, NewMessage, WriteOutcome};
 use crate::db::uploads::UploadRow;
 use crate::domain::{ClientId, Cursor, FileIds, MessageContent, Page, PageLimit, RoomId, User};
 use crate::http::error::apply_quota;
-use crate::http::extract::{Authed, JsonBody, MessagePath, RoomPath};
+use crate::http::extract::{Authed, Background, JsonBody, MessagePath, RoomPath};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body, json_response};
-use crate::storage::ObjectState;
+use crate::storage::{ObjectState, Staged};
 use crate::views::{MessageView, sign_message, sign_messages};
 
 /// `GET /api/rooms/{room}/messages?limit=&before=&after=`: one page in ascending `seq`,
@@ -86,6 +86,7 @@ pub async fn post(
     State(app): State<App>,
     RoomPath(room): RoomPath,
     Authed(user): Authed,
+    background: Background,
     JsonBody(request): JsonBody<SendMessageRequest>,
 ) -> Result<Response<Body>, ApiError> {
     let (app, user, room) = (&app, &user, &room);
@@ -101,13 +102,19 @@ pub async fn post(
         reply_to: request.reply_to,
     };
 
-    if let Err(err) = check_uploads(app, user, room, &file_ids).await {
+    let uploads = match check_uploads(app, user, room, &file_ids).await {
+        Ok(uploads) => uploads,
         // A retry of a send whose files were attached the first time.
-        return stored_or(app, user, room, message.client_id, err).await;
-    }
+        Err(err) => return stored_or(app, user, room, message.client_id, err).await,
+    };
 
     let limit = &app.config.limits.posts;
-    let outcome = match db::messages::post(&app.db, &message, limit).await {
+    let outcome = if file_ids.is_empty() {
+        db::messages::post(&app.db, &message, limit).await
+    } else {
+        post_with_files(app, &message, &uploads).await?
+    };
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) if db::is_unique_violation(&err, CLIENT_ID_KEY) => {
             // Ours: a retry. Someone else's: the key is taken in this room.
@@ -131,12 +138,48 @@ pub async fn post(
         }
         Err(err) => return Err(err),
     };
+    // Attached: the copies are what is served; the staging objects are not read again.
+    let staging = uploads.into_iter().map(|u| u.object_key).collect();
+    background.spawn(app.storage.clone().delete_staging(staging));
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
     if let Some(quota) = quota {
         apply_quota(&quota, &mut response);
     }
     Ok(response)
+}
+
+/// Posts a message with files in a transaction that first locks the uploads and copies their
+/// bytes to their attached keys (conditioned on the ETags the HEAD check saw), so what the
+/// message serves is fixed and a concurrent send of the same uploads waits, then finds them
+/// attached. The room's row lock is taken only after, by `chat_post`.
+async fn post_with_files(
+    app: &App,
+    message: &NewMessage<'_>,
+    uploads: &[UploadRow],
+) -> Result<sqlx::Result<WriteOutcome>, ApiError> {
+    let mut tx = app.db.begin().await?;
+    let (ids, room) = (message.file_ids.as_slice(), message.room.as_str());
+    if db::uploads::lock_pending(&mut *tx, ids, room, message.user_email).await? != ids.len() {
+        return Err(upload_unusable());
+    }
+    let staged: Vec<Staged> = uploads
+        .iter()
+        .map(|u| Staged {
+            id: u.id,
+            key: &u.object_key,
+            etag: u.etag.as_deref(),
+        })
+        .collect();
+    app.storage.pin_all(&staged).await?;
+    match db::messages::post(&mut *tx, message, &app.config.limits.posts).await {
+        Ok(outcome) => {
+            tx.commit().await?;
+            Ok(Ok(outcome))
+        }
+        // Rolled back when `tx` drops.
+        Err(err) => Ok(Err(err)),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,9 +379,9 @@ async fn check_uploads(
         }
     }
     let states = try_join_all(uploads.iter().map(|u| app.storage.head(&u.object_key))).await?;
-    for (upload, state) in uploads.iter().zip(states) {
+    for (upload, state) in uploads.iter_mut().zip(states) {
         match state {
-            ObjectState::Present { size } if size == upload.size => {}
+            ObjectState::Present { size, etag } if size == upload.size => upload.etag = etag,
             ObjectState::Present { .. } => {
                 return Err(ApiError::bad_request(
                     "upload_size_mismatch",

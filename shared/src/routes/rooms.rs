@@ -14,22 +14,29 @@ use crate::views::RoomView;
 
 #[derive(Debug, Deserialize)]
 pub struct CreateRoomRequest {
-    pub id: String,
+    #[serde(default)]
+    pub id: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub visibility: Option<String>,
 }
 
-/// `POST /api/rooms`: `{"id", "name"?, "visibility"?}` → 201 with the room; 409 when the id
-/// is taken. The name defaults to the id, the visibility to `public`; the creator owns it.
-/// Rate-limited per user (`RATE_LIMIT_ROOMS`).
+/// `POST /api/rooms`: `{"id"?, "name"?, "visibility"?}` → 201 with the room; 409 when the id
+/// is taken. Without an id the server picks an unguessable one ([`RoomId::generate`]): ids
+/// are global, so whether an explicit id is taken is visible to anyone who tries it, and a
+/// private room should not have one worth guessing. The name defaults to the id, the
+/// visibility to `public`; the creator owns it. Rate-limited per user (`RATE_LIMIT_ROOMS`),
+/// a refused id included, which also bounds probing.
 pub async fn create(
     State(app): State<App>,
     Authed(user): Authed,
     JsonBody(request): JsonBody<CreateRoomRequest>,
 ) -> Result<Response<Body>, ApiError> {
-    let id = RoomId::parse(&request.id)?;
+    let id = match &request.id {
+        Some(id) => RoomId::parse(id)?,
+        None => RoomId::generate(),
+    };
     let name = match &request.name {
         Some(name) => RoomName::parse(name)?,
         None => RoomName::from_id(&id),

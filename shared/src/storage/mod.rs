@@ -1,5 +1,13 @@
 //! Object storage (Cloudflare R2, or any S3-compatible server): presigned PUTs and GETs,
-//! and the HEAD check that an upload really arrived.
+//! the HEAD check that an upload really arrived, and the copy that fixes an attached
+//! file's bytes.
+//!
+//! An upload lives at its staging key (`rooms/{room}/{id}.{ext}`, see [`Storage::object_key`])
+//! and its presigned PUT stays valid for [`UPLOAD_URL_TTL`]. When a message attaches it, the
+//! send copies it to [`attached_key`] (`attached/` + the staging key), a key no presigned
+//! PUT ever names, on the condition that its ETag is still the one the HEAD check saw; the
+//! message records that key, and the staging object is deleted after the send commits. So
+//! a PUT through the old URL after the send changes nothing anyone downloads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,7 +57,52 @@ pub struct PresignedPut {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ObjectState {
     Missing,
-    Present { size: i64 },
+    /// With the ETag storage reported (always, on S3 and R2).
+    Present {
+        size: i64,
+        etag: Option<String>,
+    },
+}
+
+/// Where attached files are copied to. Keys under it are never presigned for a PUT
+/// ([`Storage::presign_put`] only signs [`Storage::object_key`]s, which start with `rooms/`).
+/// `chat_post` (migrations/20261201000003_attached_files.sql) writes the same expression,
+/// `'attached/' || object_key`, into `chat_message_files`.
+pub const ATTACHED_PREFIX: &str = "attached/";
+
+/// The key an upload's bytes are copied to when a message attaches it.
+pub fn attached_key(staging_key: &str) -> String {
+    format!("{ATTACHED_PREFIX}{staging_key}")
+}
+
+/// An upload a send attaches: its id, its staging key, and the ETag its HEAD check saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Staged<'a> {
+    pub id: uuid::Uuid,
+    pub key: &'a str,
+    pub etag: Option<&'a str>,
+}
+
+/// Why a send's files could not be pinned.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("upload {0} changed after it was checked")]
+    Changed(uuid::Uuid),
+    #[error("upload {0} is no longer in storage")]
+    Missing(uuid::Uuid),
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}
+
+/// What copying an upload to its attached key found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PinOutcome {
+    /// Copied: the attached key holds the bytes the HEAD check saw.
+    Pinned,
+    /// The staging object's ETag is no longer the one seen (it was overwritten since).
+    Changed,
+    /// The staging object is gone.
+    Missing,
 }
 
 impl Storage {
@@ -208,11 +261,83 @@ impl Storage {
         {
             Ok(out) => Ok(ObjectState::Present {
                 size: out.content_length().unwrap_or(-1),
+                etag: out.e_tag().map(str::to_owned),
             }),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {
                 Ok(ObjectState::Missing)
             }
             Err(err) => Err(anyhow::Error::new(err).context(format!("HEAD {key}"))),
+        }
+    }
+}
+
+impl Storage {
+    /// Copies the upload at `staging_key` to its [`attached_key`], server-side, only if its
+    /// ETag is still `etag` (`x-amz-copy-source-if-match`): an overwrite between the HEAD
+    /// check and this copy is [`PinOutcome::Changed`], never attached. Metadata (the type,
+    /// the file name) is copied with the bytes.
+    ///
+    /// Call it while holding the upload's row lock (`db::uploads::lock_pending`) until the
+    /// message commits: the attached key is derived from the upload, so two sends of one
+    /// upload must not both copy.
+    pub async fn pin(&self, staging_key: &str, etag: &str) -> anyhow::Result<PinOutcome> {
+        let target = attached_key(staging_key);
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&target)
+            .copy_source(format!("{}/{staging_key}", self.bucket))
+            .copy_source_if_match(etag)
+            .send()
+            .await;
+        match copied {
+            Ok(_) => Ok(PinOutcome::Pinned),
+            Err(err) => {
+                use aws_sdk_s3::error::ProvideErrorMetadata;
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                let code = err.as_service_error().and_then(|e| e.code());
+                match (status, code) {
+                    (Some(412), _) | (_, Some("PreconditionFailed")) => Ok(PinOutcome::Changed),
+                    (Some(404), _) | (_, Some("NoSuchKey")) => Ok(PinOutcome::Missing),
+                    _ => {
+                        Err(anyhow::Error::new(err)
+                            .context(format!("COPY {staging_key} to {target}")))
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Storage::pin`]s every file of a send, concurrently; the first that changed or
+    /// vanished fails the send.
+    pub async fn pin_all(&self, files: &[Staged<'_>]) -> Result<(), PinError> {
+        let pins = files.iter().map(|file| async move {
+            let etag = file
+                .etag
+                .ok_or_else(|| anyhow::anyhow!("HEAD {} gave no ETag", file.key))?;
+            match self.pin(file.key, etag).await? {
+                PinOutcome::Pinned => Ok(()),
+                PinOutcome::Changed => Err(PinError::Changed(file.id)),
+                PinOutcome::Missing => Err(PinError::Missing(file.id)),
+            }
+        });
+        futures_util::future::try_join_all(pins).await?;
+        Ok(())
+    }
+
+    /// Deletes the staging objects of uploads a committed send attached: nothing reads them
+    /// any more. Failures are logged, not returned: the send has answered by then, and a
+    /// leftover staging object is never served.
+    pub async fn delete_staging(self, keys: Vec<String>) {
+        let deletions = keys.iter().map(|key| self.delete(key));
+        for result in futures_util::future::join_all(deletions).await {
+            if let Err(err) = result {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "delete an attached upload's staging object"
+                );
+            }
         }
     }
 }

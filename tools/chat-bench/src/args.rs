@@ -17,6 +17,7 @@ pub enum Scenario {
     Writes,
     WriteCost,
     Footprint,
+    Rooms,
     All,
 }
 
@@ -116,6 +117,12 @@ pub struct Args {
     /// Deep room: percent of messages with a file.
     #[arg(long, default_value_t = 10)]
     pub deep_files_percent: i64,
+    /// Deep room: percent of messages with reactions.
+    #[arg(long, default_value_t = 20)]
+    pub deep_reactions_percent: i64,
+    /// Deep room: percent of messages that reply to an earlier one.
+    #[arg(long, default_value_t = 5)]
+    pub deep_replies_percent: i64,
     /// Deep room: requests per kind of page.
     #[arg(long, default_value_t = 200)]
     pub deep_requests: usize,
@@ -125,6 +132,20 @@ pub struct Args {
     /// Deep room: subscribers connected for the "list under load" row (0 skips it).
     #[arg(long, default_value_t = 1000)]
     pub deep_subscribers: usize,
+
+    // --- room list
+    /// Room list: private rooms the listing user is a member of.
+    #[arg(long, default_value_t = 200)]
+    pub list_rooms: usize,
+    /// Room list: messages seeded into each room.
+    #[arg(long, default_value_t = 1000)]
+    pub list_room_messages: i64,
+    /// Room list: percent of each room's messages that are tombstones.
+    #[arg(long, default_value_t = 2)]
+    pub list_deleted_percent: i64,
+    /// Room list: requests per run.
+    #[arg(long, default_value_t = 200)]
+    pub list_requests: usize,
 
     // --- writes
     /// Writes: concurrent posting clients, one run per value.
@@ -183,9 +204,15 @@ pub struct Plan {
     pub idle_settle: Duration,
     pub deep_messages: i64,
     pub deep_files_percent: i64,
+    pub deep_reactions_percent: i64,
+    pub deep_replies_percent: i64,
     pub deep_requests: usize,
     pub deep_limit: i64,
     pub deep_subscribers: usize,
+    pub list_rooms: usize,
+    pub list_room_messages: i64,
+    pub list_deleted_percent: i64,
+    pub list_requests: usize,
     pub write_clients: Vec<usize>,
     pub write_rooms: usize,
     pub write_seconds: Duration,
@@ -223,9 +250,15 @@ impl Args {
             idle_settle: Duration::from_secs(11),
             deep_messages: self.deep_messages.max(1000),
             deep_files_percent: self.deep_files_percent.clamp(0, 100),
+            deep_reactions_percent: self.deep_reactions_percent.clamp(0, 100),
+            deep_replies_percent: self.deep_replies_percent.clamp(0, 100),
             deep_requests: self.deep_requests.max(1),
             deep_limit: self.deep_limit.clamp(1, 200),
             deep_subscribers: self.deep_subscribers,
+            list_rooms: self.list_rooms.clamp(1, 999),
+            list_room_messages: self.list_room_messages.max(10),
+            list_deleted_percent: self.list_deleted_percent.clamp(0, 100),
+            list_requests: self.list_requests.max(1),
             write_clients: self.write_clients.clone(),
             write_rooms: self.write_rooms.max(1),
             write_seconds: Duration::from_secs_f64(self.write_seconds.max(0.5)),
@@ -254,6 +287,9 @@ impl Args {
             deep_messages: 2000,
             deep_requests: 10,
             deep_subscribers: 5,
+            list_rooms: 5,
+            list_room_messages: 50,
+            list_requests: 10,
             write_clients: vec![2],
             write_rooms: 3,
             write_seconds: Duration::from_secs(1),

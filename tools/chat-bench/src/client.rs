@@ -163,13 +163,13 @@ impl Api {
         json_or_error(response).await.map(|_| ())
     }
 
-    /// `POST /api/rooms/{room}/messages`; the stored message's seq.
+    /// `POST /api/rooms/{room}/messages`; the stored message.
     pub async fn post_message(
         &self,
         room: &str,
         token: &str,
         content: &str,
-    ) -> anyhow::Result<i64> {
+    ) -> anyhow::Result<Posted> {
         let body = serde_json::json!({ "content": content, "client_id": Uuid::new_v4() });
         let response = self
             .http
@@ -184,10 +184,32 @@ impl Api {
         if response.status() != StatusCode::CREATED {
             return Err(http_error(response).await.into());
         }
-        let message = json_or_error(response).await?;
-        message["seq"]
-            .as_i64()
-            .context("the posted message has no seq")
+        Posted::from_json(&json_or_error(response).await?)
+    }
+
+    /// `PATCH /api/rooms/{room}/messages/{id}` (as its author); the edited message.
+    pub async fn edit_message(
+        &self,
+        room: &str,
+        id: &str,
+        token: &str,
+        content: &str,
+    ) -> anyhow::Result<Posted> {
+        let body = serde_json::json!({ "content": content });
+        let response = self
+            .http
+            .patch(self.url(&format!("/api/rooms/{room}/messages/{id}")))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("PATCH message")?;
+        if response.status() != StatusCode::OK {
+            return Err(http_error(response).await.into());
+        }
+        Posted::from_json(&json_or_error(response).await?)
     }
 
     /// `POST /api/rooms/{room}/messages` with a fresh `client_id`; the stored message's id.
@@ -209,23 +231,6 @@ impl Api {
             .as_str()
             .and_then(|id| Uuid::try_parse(id).ok())
             .context("the posted message has no id")
-    }
-
-    /// `PATCH /api/rooms/{room}/messages/{id}` with `{"content"}`.
-    pub async fn edit_message(
-        &self,
-        room: &str,
-        id: Uuid,
-        token: &str,
-        content: &str,
-    ) -> anyhow::Result<()> {
-        let body = serde_json::json!({ "content": content });
-        let request = self
-            .http
-            .patch(self.url(&format!("/api/rooms/{room}/messages/{id}")))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        self.send(request, token, StatusCode::OK).await.map(|_| ())
     }
 
     /// `PUT` (`add`) or `DELETE …/messages/{id}/reactions/{emoji}`.
@@ -308,6 +313,25 @@ pub fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+impl Api {
+    /// `GET /api/rooms`: the `rooms` array.
+    pub async fn list_rooms(&self, token: &str) -> anyhow::Result<Vec<Value>> {
+        let response = self
+            .http
+            .get(self.url("/api/rooms"))
+            .bearer_auth(token)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("GET /api/rooms")?;
+        let list = json_or_error(response).await?;
+        list["rooms"]
+            .as_array()
+            .cloned()
+            .context("GET /api/rooms has no rooms array")
+    }
+}
+
 /// The body as JSON when the status is a success; otherwise an [`HttpError`].
 pub async fn json_or_error(response: reqwest::Response) -> anyhow::Result<Value> {
     if !response.status().is_success() {
@@ -331,5 +355,29 @@ pub async fn check_reachable(api: &Api) -> anyhow::Result<()> {
             "{} does not answer GET /api/health ({err:#}); start a server (`cargo dev`) or pass --url",
             api.base
         ),
+    }
+}
+
+/// What a post or an edit answered: the message's id, seq, and the event that changed it
+/// last (its stream `id:`).
+#[derive(Clone, Debug)]
+pub struct Posted {
+    pub id: String,
+    pub seq: i64,
+    pub event_id: i64,
+}
+
+impl Posted {
+    fn from_json(message: &Value) -> anyhow::Result<Self> {
+        Ok(Self {
+            id: message["id"]
+                .as_str()
+                .context("the message has no id")?
+                .to_owned(),
+            seq: message["seq"].as_i64().context("the message has no seq")?,
+            event_id: message["event_id"]
+                .as_i64()
+                .context("the message has no event_id")?,
+        })
     }
 }

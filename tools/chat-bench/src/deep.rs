@@ -1,4 +1,5 @@
-//! Deep room: a room of a million messages (10 % with a file), seeded straight into
+//! Deep room: a room of a million messages (10 % with a file, 20 % with reactions, 5 %
+//! replies, read marks), seeded straight into
 //! Postgres with `generate_series`; list latency for the newest page, a page deep in
 //! history (`before`) and catch-up (`after`), with and without subscribers connected, and
 //! `EXPLAIN (ANALYZE, BUFFERS)` of each query.
@@ -8,10 +9,13 @@ use std::time::Instant;
 use rand::Rng;
 
 use super::fanout::short;
-use super::pg::{Db, ListKind, execution_ms};
+use super::pg::{Db, ListKind, Seed, execution_ms};
 use super::report::{Latency, Table, count, median_by, ms};
 use super::sse::Subscribers;
 use super::{Ctx, Server};
+
+/// Who lists the room: `Tokens::for_user("reader")`.
+const READER_EMAIL: &str = "bench-reader@bench.example";
 
 struct Case {
     name: String,
@@ -27,14 +31,14 @@ pub async fn run(ctx: &mut Ctx) {
         table.print();
         return;
     };
-    let room = if plan.deep_files_percent == 10 {
-        format!("bench-deep-{}", plan.deep_messages)
-    } else {
-        format!(
-            "bench-deep-{}-f{}",
-            plan.deep_messages, plan.deep_files_percent
-        )
-    };
+    // The name carries the seeding's shape, so a room seeded otherwise is never reused.
+    let room = format!(
+        "bench-deep-{}-f{}-r{}-q{}",
+        plan.deep_messages,
+        plan.deep_files_percent,
+        plan.deep_reactions_percent,
+        plan.deep_replies_percent
+    );
     let seeding = match seed(ctx, db, &room).await {
         Ok(text) => text,
         Err(err) => {
@@ -62,10 +66,24 @@ pub async fn run(ctx: &mut Ctx) {
         ],
     );
     table.param(format!(
-        "room `{room}`: {} messages, {} % with one file; {seeding}",
+        "room `{room}`: {} messages, {} % with one file, {} % with reactions, {} % replies; {seeding}",
         count(total as f64),
-        plan.deep_files_percent
+        plan.deep_files_percent,
+        plan.deep_reactions_percent,
+        plan.deep_replies_percent
     ));
+    match db.conversation_counts(&room).await {
+        Ok((messages, reacted, reactions, replies)) => table.param(format!(
+            "holds {} messages, {} with reactions ({} `chat_message_reactions` rows), {} replies; listed as `{READER_EMAIL}` (their read mark 1,000 behind, their reactions on every other reacted message)",
+            count(messages as f64),
+            count(reacted as f64),
+            count(reactions as f64),
+            count(replies as f64)
+        )),
+        Err(err) => ctx
+            .failures
+            .add(format!("deep room: counting failed: {err:#}")),
+    }
     table.param(format!(
         "{} sequential requests per page kind, `limit={limit}`; `before` uniform in {:?} (the oldest tenth), `after` uniform in {:?}",
         plan.deep_requests, before_range, after_range
@@ -109,7 +127,10 @@ pub async fn run(ctx: &mut Ctx) {
             ListKind::Before => (before_range.0 + before_range.1) / 2,
             ListKind::After => (after_range.0 + after_range.1) / 2,
         };
-        match db.explain_list(kind, &room, cursor, limit).await {
+        match db
+            .explain_list(kind, &room, cursor, limit, READER_EMAIL)
+            .await
+        {
             Ok(text) => plans.push((kind, cursor, text)),
             Err(err) => ctx
                 .failures
@@ -200,9 +221,13 @@ async fn seed(ctx: &Ctx, db: &Db, room: &str) -> anyhow::Result<String> {
         "deep room: seeding {} messages into {room} ...",
         plan.deep_messages
     );
-    let took = db
-        .seed_room(room, plan.deep_messages, plan.deep_files_percent)
-        .await?;
+    let seed = Seed {
+        files_percent: plan.deep_files_percent,
+        reactions_percent: plan.deep_reactions_percent,
+        replies_percent: plan.deep_replies_percent,
+        viewer: READER_EMAIL.into(),
+    };
+    let took = db.seed_room(room, plan.deep_messages, &seed).await?;
     Ok(format!(
         "seeded with generate_series in {:.1} s (incl. VACUUM ANALYZE)",
         took.as_secs_f64()

@@ -1,7 +1,8 @@
-//! Fan-out: N subscribers on one room, M messages posted at R per second. Delivery latency
-//! runs from just before each POST is sent to the moment each subscriber has parsed the
-//! event, on one clock; every subscriber's events are checked by seq for loss,
-//! duplication and order.
+//! Fan-out: N subscribers on one room, M changes at R per second: new messages (POSTs), or
+//! edits (PATCHes of M messages posted before the subscribers joined, each by its own
+//! author). Delivery latency runs from just before each request is sent to the moment each
+//! subscriber has parsed the event, on one clock; every subscriber's events are checked by
+//! event id for loss, duplication and order.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,6 +18,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// ~100 characters, like a chat line.
 const CONTENT: &str =
     "Fan-out benchmark message: the quick brown fox jumps over the lazy dog, then checks the chat.";
+/// The same length, edited.
+const EDITED: &str =
+    "Fan-out benchmark edited!: the quick brown fox jumps over the lazy dog, then checks the chat.";
+
+/// What each timed request changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// A new message: `event: message`.
+    Post,
+    /// An edit of an existing message: `event: message.updated`.
+    Edit,
+}
+
+impl Change {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Post => "new message",
+            Self::Edit => "edit",
+        }
+    }
+}
 
 pub struct Run {
     delivered: u64,
@@ -38,6 +60,7 @@ pub async fn run(ctx: &mut Ctx) {
         "Fan-out: delivery latency",
         &[
             "server",
+            "change",
             "subscribers",
             "run",
             "delivered",
@@ -55,12 +78,16 @@ pub async fn run(ctx: &mut Ctx) {
         ],
     );
     table.param(format!(
-        "subscribers: {:?} on one room; {} messages at {} per second per run",
+        "subscribers: {:?} on one room; {} changes at {} per second per run: new messages, then (a fresh room) edits of messages posted before the subscribers joined",
         plan.fanout_subscribers, plan.messages, plan.rate
     ));
     table.param("delivery = event parsed by the subscriber − just before the POST was sent (one process, one clock)");
     table.param("RSS: the server process after delivery, with the subscribers still connected (given --server-pid)");
-    for &n in &plan.fanout_subscribers {
+    for (n, change) in plan
+        .fanout_subscribers
+        .iter()
+        .flat_map(|&n| [(n, Change::Post), (n, Change::Edit)])
+    {
         let mut rows: Vec<Vec<Vec<String>>> = vec![Vec::new(); ctx.servers.len()];
         let mut runs: Vec<Vec<Run>> = (0..ctx.servers.len()).map(|_| Vec::new()).collect();
         let mut refused = vec![false; ctx.servers.len()];
@@ -70,22 +97,27 @@ pub async fn run(ctx: &mut Ctx) {
                     continue;
                 }
                 let room = ctx.room("fanout");
-                match once(ctx, server, &room, n).await {
+                let what = change.name();
+                match once(ctx, server, &room, n, change).await {
                     Ok(run) => {
                         if run.lost + run.duplicated + run.reordered + run.errors > 0 {
                             ctx.failures.add(format!(
-                                "fan-out {n} on {}: {} lost, {} duplicated, {} reordered, {} errors",
+                                "fan-out ({what}) {n} on {}: {} lost, {} duplicated, {} reordered, {} errors",
                                 server.label, run.lost, run.duplicated, run.reordered, run.errors
                             ));
                         }
-                        rows[i].push(cells(&server.label, n, &(rep + 1).to_string(), &run));
+                        rows[i].push(cells(&server.label, what, n, &(rep + 1).to_string(), &run));
                         runs[i].push(run);
                     }
                     Err(err) => {
                         ctx.failures
-                            .add(format!("fan-out {n} on {}: {err:#}", server.label));
-                        let mut row =
-                            vec![server.label.clone(), count(n as f64), (rep + 1).to_string()];
+                            .add(format!("fan-out ({what}) {n} on {}: {err:#}", server.label));
+                        let mut row = vec![
+                            server.label.clone(),
+                            what.to_owned(),
+                            count(n as f64),
+                            (rep + 1).to_string(),
+                        ];
                         row.push(format!("failed: {}", short(&format!("{err:#}"))));
                         rows[i].push(row);
                         refused[i] = true;
@@ -98,17 +130,32 @@ pub async fn run(ctx: &mut Ctx) {
                 table.row(row);
             }
             if runs[i].len() > 1 {
-                table.row(median_cells(&server.label, n, &runs[i]));
+                table.row(median_cells(&server.label, change.name(), n, &runs[i]));
             }
         }
     }
     table.print();
 }
 
-async fn once(ctx: &Ctx, server: &Server, room: &str, n: usize) -> anyhow::Result<Run> {
+async fn once(
+    ctx: &Ctx,
+    server: &Server,
+    room: &str,
+    n: usize,
+    change: Change,
+) -> anyhow::Result<Run> {
     let plan = &ctx.plan;
     let api = &server.api;
     api.create_room(room).await?;
+    // The messages the edits change, one author each (per-user edit limits never bind),
+    // posted before anyone subscribes: the subscribers see only the edits.
+    let mut originals = Vec::new();
+    if change == Change::Edit {
+        for k in 0..plan.messages {
+            let token = ctx.tokens.for_user(&format!("poster-{k}"))?;
+            originals.push(api.post_message(room, &token, CONTENT).await?.id);
+        }
+    }
     let subscribers = Subscribers::connect(api, room, "sub", n, plan.connect_concurrency).await?;
     let connect = subscribers.connect_time;
     // Let the joins' catch-up reads finish before timing anything.
@@ -123,10 +170,14 @@ async fn once(ctx: &Ctx, server: &Server, room: &str, n: usize) -> anyhow::Resul
         // A user per message, as in a busy room: per-user post limits never bind.
         let token = ctx.tokens.for_user(&format!("poster-{k}"))?;
         let room = room.to_owned();
+        let original = originals.get(k).cloned();
         posts.spawn(async move {
             let sent = Instant::now();
-            let result = api.post_message(&room, &token, CONTENT).await;
-            (sent, sent.elapsed(), result)
+            let result = match original {
+                Some(id) => api.edit_message(&room, &id, &token, EDITED).await,
+                None => api.post_message(&room, &token, CONTENT).await,
+            };
+            (sent, sent.elapsed(), result.map(|posted| posted.event_id))
         });
     }
     let mut sent_at: HashMap<i64, Instant> = HashMap::new();
@@ -134,8 +185,8 @@ async fn once(ctx: &Ctx, server: &Server, room: &str, n: usize) -> anyhow::Resul
     let mut errors = 0u64;
     while let Some(joined) = posts.join_next().await {
         match joined {
-            Ok((sent, took, Ok(seq))) => {
-                sent_at.insert(seq, sent);
+            Ok((sent, took, Ok(event_id))) => {
+                sent_at.insert(event_id, sent);
                 post_latency.record(took);
             }
             Ok((_, _, Err(err))) => {
@@ -164,7 +215,7 @@ async fn once(ctx: &Ctx, server: &Server, room: &str, n: usize) -> anyhow::Resul
     Ok(run)
 }
 
-/// Counts, per subscriber and seq, what arrived against what was posted.
+/// Counts, per subscriber and event id, what arrived against what was sent.
 fn check(feeds: &[Feed], sent_at: &HashMap<i64, Instant>) -> Run {
     let mut run = Run {
         delivered: 0,
@@ -196,7 +247,7 @@ fn check(feeds: &[Feed], sent_at: &HashMap<i64, Instant>) -> Run {
             run.delivered += 1;
             match sent_at.get(&seq) {
                 Some(sent) => run.latency.record(at.saturating_duration_since(*sent)),
-                // A seq nobody here posted: the room is this run's own, so it is an error.
+                // An event nobody here caused: the room is this run's own, so it is an error.
                 None => run.errors += 1,
             }
         }
@@ -210,9 +261,10 @@ fn check(feeds: &[Feed], sent_at: &HashMap<i64, Instant>) -> Run {
     run
 }
 
-fn cells(label: &str, n: usize, run_name: &str, run: &Run) -> Vec<String> {
+fn cells(label: &str, change: &str, n: usize, run_name: &str, run: &Run) -> Vec<String> {
     vec![
         label.to_owned(),
+        change.to_owned(),
         count(n as f64),
         run_name.to_owned(),
         format!(
@@ -234,10 +286,11 @@ fn cells(label: &str, n: usize, run_name: &str, run: &Run) -> Vec<String> {
     ]
 }
 
-fn median_cells(label: &str, n: usize, runs: &[Run]) -> Vec<String> {
+fn median_cells(label: &str, change: &str, n: usize, runs: &[Run]) -> Vec<String> {
     let sum = |f: fn(&Run) -> u64| runs.iter().map(f).sum::<u64>().to_string();
     vec![
         format!("**{label}**"),
+        format!("**{change}**"),
         format!("**{}**", count(n as f64)),
         "**median**".into(),
         format!(

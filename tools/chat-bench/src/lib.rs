@@ -1,6 +1,6 @@
 //! `chat-bench`: drives the public HTTP API of a dev server or deployment and prints one
-//! Markdown table per scenario (fan-out, idle cost, deep room, writes, write cost,
-//! footprint), with
+//! Markdown table per scenario (fan-out, idle cost, deep room, room list, writes, write
+//! cost, footprint), with
 //! its parameters. A direct Postgres URL adds the database's own figures and seeding.
 //!
 //! Modules: `args` (flags and the smoke plan), `client` (the HTTP API), `sse` (raw SSE
@@ -16,6 +16,7 @@ mod idle;
 pub mod pg;
 pub mod process;
 pub mod report;
+mod rooms;
 pub mod sse;
 mod write_cost;
 mod writes;
@@ -164,6 +165,9 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     }
     if wants(Scenario::Deep) {
         deep::run(&mut ctx).await;
+    }
+    if wants(Scenario::Rooms) {
+        rooms::run(&mut ctx).await;
     }
     ctx.servers = everyone;
     if wants(Scenario::Writes) {

@@ -1,6 +1,6 @@
 //! Raw SSE subscribers over reqwest byte streams: cheap enough to hold thousands open from
-//! one process. Each records every `message` event's seq and the instant it was parsed,
-//! and reconnects with `Last-Event-ID` when the server ends its stream, as `EventSource`
+//! one process. Each records every `message` and `message.updated` event's id and the
+//! instant it was parsed, and reconnects with `Last-Event-ID` when the server ends its stream, as `EventSource`
 //! does.
 
 use std::sync::Arc;
@@ -25,14 +25,14 @@ const MAX_RECONNECT_FAILURES: usize = 20;
 /// What one subscriber saw.
 #[derive(Debug, Default)]
 pub struct Feed {
-    /// Every `message` event: its seq and when it was parsed.
+    /// Every `message` and `message.updated` event: its event id and when it was parsed.
     pub events: Vec<(i64, Instant)>,
     /// Streams the server ended (lifetime, shutdown) or that broke, each followed by a
     /// reconnect with `Last-Event-ID`.
     pub reconnects: u32,
     /// `reset` events (the server skipped history: never expected here).
     pub resets: u32,
-    /// Events whose `data` does not carry the seq their `id` names.
+    /// Events whose `data` does not carry the event id their `id` names.
     pub mismatched: u32,
     /// Failed reconnects and broken streams, as text.
     pub errors: Vec<String>,
@@ -215,9 +215,9 @@ impl Reader {
                     chunk = body.next() => match chunk {
                         Some(Ok(bytes)) => parser.feed(&bytes, |event| {
                             match event {
-                                Event::Message { seq, seq_in_data } => {
-                                    feed.events.push((seq, Instant::now()));
-                                    if !seq_in_data {
+                                Event::Message { id, id_in_data } => {
+                                    feed.events.push((id, Instant::now()));
+                                    if !id_in_data {
                                         feed.mismatched += 1;
                                     }
                                     self.received.fetch_add(1, Ordering::Relaxed);
@@ -267,7 +267,7 @@ impl Reader {
 /// An event the benchmark cares about.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
-    Message { seq: i64, seq_in_data: bool },
+    Message { id: i64, id_in_data: bool },
     Reset,
 }
 
@@ -346,9 +346,11 @@ impl Parser {
     fn dispatch(&mut self, on_event: &mut impl FnMut(Event)) {
         if self.has_data {
             match (&self.event[..], self.id) {
-                (b"message" | b"", Some(seq)) => {
-                    let seq_in_data = contains_seq(&self.data, seq);
-                    on_event(Event::Message { seq, seq_in_data });
+                // A new message, or a change to one (an edit): by its event id, which the
+                // data must carry as its `event_id`.
+                (b"message" | b"message.updated" | b"", Some(id)) => {
+                    let id_in_data = contains_field(&self.data, "event_id", id);
+                    on_event(Event::Message { id, id_in_data });
                 }
                 (b"reset", _) => on_event(Event::Reset),
                 _ => {}
@@ -361,9 +363,9 @@ impl Parser {
     }
 }
 
-/// Whether the JSON `data` has `"seq":<seq>` as a whole number.
-fn contains_seq(data: &[u8], seq: i64) -> bool {
-    let needle = format!("\"seq\":{seq}");
+/// Whether the JSON `data` has `"<field>":<value>` as a whole number.
+fn contains_field(data: &[u8], field: &str, value: i64) -> bool {
+    let needle = format!("\"{field}\":{value}");
     let needle = needle.as_bytes();
     data.windows(needle.len()).enumerate().any(|(i, window)| {
         window == needle && !data.get(i + needle.len()).is_some_and(u8::is_ascii_digit)
@@ -387,32 +389,33 @@ mod tests {
     fn events_split_across_chunks_are_parsed_once_complete() {
         let events = parse(&[
             "retry: 1000\n\n: keep-alive\n\nid: 4",
-            "2\nevent: message\ndata: {\"seq\":42,\"x\":1}\n",
-            "\nid: 43\r\nevent: message\r\ndata: {\"seq\":43}\r\n\r\n",
+            "2\nevent: message\ndata: {\"seq\":42,\"event_id\":42,\"x\":1}\n",
+            "\nevent: read\ndata: {\"room_id\":\"r\",\"last_read_seq\":42}\n\n",
+            "id: 43\r\nevent: message.updated\r\ndata: {\"seq\":7,\"event_id\":43}\r\n\r\n",
         ]);
         assert_eq!(
             events,
             vec![
                 Event::Message {
-                    seq: 42,
-                    seq_in_data: true
+                    id: 42,
+                    id_in_data: true
                 },
                 Event::Message {
-                    seq: 43,
-                    seq_in_data: true
+                    id: 43,
+                    id_in_data: true
                 }
             ]
         );
     }
 
     #[test]
-    fn a_data_seq_that_differs_from_the_id_is_flagged() {
-        let events = parse(&["id: 4\nevent: message\ndata: {\"seq\":42}\n\n"]);
+    fn a_data_event_id_that_differs_from_the_id_is_flagged() {
+        let events = parse(&["id: 4\nevent: message\ndata: {\"seq\":4,\"event_id\":42}\n\n"]);
         assert_eq!(
             events,
             vec![Event::Message {
-                seq: 4,
-                seq_in_data: false
+                id: 4,
+                id_in_data: false
             }]
         );
     }

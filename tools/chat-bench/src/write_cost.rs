@@ -266,13 +266,11 @@ pub async fn run(ctx: &mut Ctx) {
             ]);
         }
     }
-    if let Some((_, _, runs)) = results.first() {
-        if let Some(run) = runs.first() {
-            table.param(format!(
-                "Postgres processes summed in the first window: {}",
-                run.postgres_procs
-            ));
-        }
+    if let Some(run) = results.first().and_then(|(_, _, runs)| runs.first()) {
+        table.param(format!(
+            "Postgres processes summed in the first window: {}",
+            run.postgres_procs
+        ));
     }
     table.print();
     for t in statement_tables {
@@ -414,7 +412,10 @@ async fn once(
                         };
                         let token = &tokens[op.user];
                         match event {
-                            Event::Edit => api.edit_message(&op.room, op.id, token, EDITED).await,
+                            Event::Edit => api
+                                .edit_message(&op.room, &op.id.to_string(), token, EDITED)
+                                .await
+                                .map(|_| ()),
                             Event::React => {
                                 // Each user's k-th write on its message: add, remove, add, …
                                 let n = k % PER_USER;

@@ -4,6 +4,7 @@
 //! all-routes dev server (`server`), so the dev server and the tests need no external
 //! services. Binaries: `dev-server` (`cargo dev`) and `migrate` (`cargo migrate`).
 
+pub mod hyper_errors;
 pub mod postgres;
 pub mod s3;
 pub mod server;

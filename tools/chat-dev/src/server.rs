@@ -21,6 +21,7 @@ use shared::http::{ApiError, Body, json_response};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::hyper_errors::JsonErrors;
 use crate::token::mint_token;
 
 /// How long a dev token lives.
@@ -105,9 +106,9 @@ pub async fn serve_with(
                 .http1()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            // hyper's own 400/414/431 for heads it cannot parse, as JSON errors.
+            let io = TokioIo::new(JsonErrors::new(stream));
+            let _ = builder.serve_connection(io, service).await;
         });
     }
     app.hub.shutdown();

@@ -72,6 +72,9 @@ struct State {
 
 type Body = Full<Bytes>;
 
+/// A refused request: its status and error code.
+struct Refusal(StatusCode, &'static str);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -143,14 +146,14 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
             let room = (*room).to_owned();
             post_message(state, &room, request).await
         }
-        _ => Err(error(StatusCode::NOT_FOUND, "route_not_found")),
+        _ => Err(Refusal(StatusCode::NOT_FOUND, "route_not_found")),
     };
-    result.unwrap_or_else(|e| e)
+    result.unwrap_or_else(|Refusal(status, code)| error(status, code))
 }
 
 /// The caller's email from `Authorization: Bearer <HS256 JWT>`.
-fn authenticate(state: &State, request: &Request<Incoming>) -> Result<String, Response<Body>> {
-    let unauthorized = || error(StatusCode::UNAUTHORIZED, "unauthorized");
+fn authenticate(state: &State, request: &Request<Incoming>) -> Result<String, Refusal> {
+    let unauthorized = || Refusal(StatusCode::UNAUTHORIZED, "unauthorized");
     let token = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -174,25 +177,22 @@ fn authenticate(state: &State, request: &Request<Incoming>) -> Result<String, Re
         .ok_or_else(unauthorized)
 }
 
-async fn json_body(request: Request<Incoming>) -> Result<Value, Response<Body>> {
+async fn json_body(request: Request<Incoming>) -> Result<Value, Refusal> {
     let bytes = request
         .into_body()
         .collect()
         .await
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "body_unreadable"))?
+        .map_err(|_| Refusal(StatusCode::BAD_REQUEST, "body_unreadable"))?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|_| error(StatusCode::BAD_REQUEST, "invalid_json"))
+    serde_json::from_slice(&bytes).map_err(|_| Refusal(StatusCode::BAD_REQUEST, "invalid_json"))
 }
 
-async fn create_room(
-    state: &State,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Response<Body>> {
+async fn create_room(state: &State, request: Request<Incoming>) -> Result<Response<Body>, Refusal> {
     let user = authenticate(state, &request)?;
     let body = json_body(request).await?;
     let id = body["id"]
         .as_str()
-        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "invalid_field"))?;
+        .ok_or(Refusal(StatusCode::BAD_REQUEST, "invalid_field"))?;
     let name = body["name"].as_str().unwrap_or(id);
     let row = sqlx::query(INSERT_ROOM)
         .bind(id)
@@ -200,7 +200,7 @@ async fn create_room(
         .bind(&user)
         .fetch_optional(&state.db)
         .await
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"))?;
+        .map_err(|_| Refusal(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"))?;
     match row {
         Some(row) => Ok(reply(
             StatusCode::CREATED,
@@ -211,7 +211,7 @@ async fn create_room(
                 "created_at": row.get::<chrono::DateTime<chrono::Utc>, _>("created_at"),
             }),
         )),
-        None => Err(error(StatusCode::CONFLICT, "room_exists")),
+        None => Err(Refusal(StatusCode::CONFLICT, "room_exists")),
     }
 }
 
@@ -219,12 +219,12 @@ async fn post_message(
     state: &State,
     room: &str,
     request: Request<Incoming>,
-) -> Result<Response<Body>, Response<Body>> {
+) -> Result<Response<Body>, Refusal> {
     let user = authenticate(state, &request)?;
     let body = json_body(request).await?;
     let content = body["content"].as_str().unwrap_or_default();
     if content.trim().is_empty() || content.chars().count() > 4000 {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid_field"));
+        return Err(Refusal(StatusCode::BAD_REQUEST, "invalid_field"));
     }
     let client_id = body["client_id"]
         .as_str()
@@ -237,7 +237,7 @@ async fn post_message(
         .bind(client_id)
         .fetch_one(&state.db)
         .await
-        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"))?;
+        .map_err(|_| Refusal(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"))?;
     Ok(reply(
         StatusCode::CREATED,
         &json!({

@@ -56,7 +56,7 @@ BEGIN
     RETURN v_out;
 END $$;
 
--- POST a message (see 20261201000002_log_writes.sql; the same steps and answers).
+-- POST a message (as in 20261201000003_attached_files.sql: the same steps and answers).
 CREATE OR REPLACE FUNCTION chat_post(p_room text, p_id uuid, p_user text, p_content text, p_client_id uuid,
                                      p_files uuid[], p_reply_to uuid,
                                      p_action text, p_capacity float8, p_refill float8)
@@ -137,7 +137,8 @@ BEGIN
             RETURNING u.id, u.object_key, u.file_name, u.content_type, u.size
         )
         INSERT INTO chat_message_files (id, message_id, object_key, file_name, content_type, size)
-        SELECT moved.id, p_id, moved.object_key, moved.file_name, moved.content_type, moved.size
+        SELECT moved.id, p_id, 'attached/' || moved.object_key, moved.file_name, moved.content_type,
+               moved.size
         FROM moved;
         GET DIAGNOSTICS v_attached = ROW_COUNT;
         IF v_attached <> cardinality(p_files) THEN
