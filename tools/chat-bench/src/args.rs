@@ -15,9 +15,23 @@ pub enum Scenario {
     Idle,
     Deep,
     Writes,
+    WriteCost,
     Footprint,
     Rooms,
     All,
+}
+
+/// A write to a room's log, as the write-cost scenario measures it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Event {
+    /// `POST …/messages` (the only one the plain-insert baseline serves).
+    Post,
+    /// `PATCH …/messages/{id}`.
+    Edit,
+    /// `PUT` and `DELETE …/reactions/{emoji}`, alternating.
+    React,
+    /// `DELETE …/messages/{id}`.
+    Delete,
 }
 
 /// Benchmarks the chat API through its public HTTP API and prints one table per scenario.
@@ -144,6 +158,25 @@ pub struct Args {
     #[arg(long, default_value_t = 5.0)]
     pub write_seconds: f64,
 
+    // --- write cost
+    /// Write cost: concurrent clients, each its own connection.
+    #[arg(long, default_value_t = 32)]
+    pub cost_clients: usize,
+    /// Write cost: rooms the clients write into (client i: rooms i, i+clients, ...).
+    #[arg(long, default_value_t = 100)]
+    pub cost_rooms: usize,
+    /// Write cost: seconds measured per run (after one second of warm-up).
+    #[arg(long, default_value_t = 8.0)]
+    pub cost_seconds: f64,
+    /// Write cost: the kinds of writes measured, in order (the baseline serves only posts).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "post,edit,react,delete"
+    )]
+    pub cost_events: Vec<Event>,
+
     // --- footprint
     /// Footprint: streams held open while the RSS is read.
     #[arg(long, default_value_t = 5000)]
@@ -184,6 +217,11 @@ pub struct Plan {
     pub write_rooms: usize,
     pub write_seconds: Duration,
     pub write_warmup: Duration,
+    pub cost_clients: usize,
+    pub cost_rooms: usize,
+    pub cost_seconds: Duration,
+    pub cost_warmup: Duration,
+    pub cost_events: Vec<Event>,
     pub footprint_streams: usize,
     pub bin_dir: PathBuf,
     pub cold_starts: usize,
@@ -225,6 +263,11 @@ impl Args {
             write_rooms: self.write_rooms.max(1),
             write_seconds: Duration::from_secs_f64(self.write_seconds.max(0.5)),
             write_warmup: Duration::from_secs(1),
+            cost_clients: self.cost_clients.max(1),
+            cost_rooms: self.cost_rooms.max(1),
+            cost_seconds: Duration::from_secs_f64(self.cost_seconds.max(0.5)),
+            cost_warmup: Duration::from_secs(1),
+            cost_events: self.cost_events.clone(),
             footprint_streams: self.footprint_streams,
             bin_dir,
             cold_starts: self.cold_starts.max(1),
@@ -251,6 +294,10 @@ impl Args {
             write_rooms: 3,
             write_seconds: Duration::from_secs(1),
             write_warmup: Duration::from_millis(200),
+            cost_clients: 2,
+            cost_rooms: 3,
+            cost_seconds: Duration::from_secs(1),
+            cost_warmup: Duration::from_millis(200),
             footprint_streams: 20,
             cold_starts: 1,
             ..full

@@ -212,6 +212,74 @@ impl Api {
         Posted::from_json(&json_or_error(response).await?)
     }
 
+    /// `POST /api/rooms/{room}/messages` with a fresh `client_id`; the stored message's id.
+    /// Needs no `seq` in the answer (the plain-insert baseline has none).
+    pub async fn post_for_id(
+        &self,
+        room: &str,
+        token: &str,
+        content: &str,
+    ) -> anyhow::Result<Uuid> {
+        let body = serde_json::json!({ "content": content, "client_id": Uuid::new_v4() });
+        let request = self
+            .http
+            .post(self.url(&format!("/api/rooms/{room}/messages")))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        let message = self.send(request, token, StatusCode::CREATED).await?;
+        message["id"]
+            .as_str()
+            .and_then(|id| Uuid::try_parse(id).ok())
+            .context("the posted message has no id")
+    }
+
+    /// `PUT` (`add`) or `DELETE …/messages/{id}/reactions/{emoji}`.
+    pub async fn react(
+        &self,
+        room: &str,
+        id: Uuid,
+        token: &str,
+        emoji: &str,
+        add: bool,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!(
+            "/api/rooms/{room}/messages/{id}/reactions/{}",
+            percent_encode(emoji)
+        ));
+        let request = if add {
+            self.http.put(url)
+        } else {
+            self.http.delete(url)
+        };
+        self.send(request, token, StatusCode::OK).await.map(|_| ())
+    }
+
+    /// `DELETE /api/rooms/{room}/messages/{id}`.
+    pub async fn delete_message(&self, room: &str, id: Uuid, token: &str) -> anyhow::Result<()> {
+        let request = self
+            .http
+            .delete(self.url(&format!("/api/rooms/{room}/messages/{id}")));
+        self.send(request, token, StatusCode::OK).await.map(|_| ())
+    }
+
+    /// Sends with the token; the JSON answer when the status is `expected`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: &str,
+        expected: StatusCode,
+    ) -> anyhow::Result<Value> {
+        let response = request
+            .bearer_auth(token)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await?;
+        if response.status() != expected {
+            return Err(http_error(response).await.into());
+        }
+        json_or_error(response).await
+    }
+
     /// `GET /api/rooms/{room}/messages?{query}`; the number of messages in the page.
     pub async fn list_messages(
         &self,
@@ -230,6 +298,19 @@ impl Api {
         let page = json_or_error(response).await?;
         Ok(page["messages"].as_array().map_or(0, Vec::len))
     }
+}
+
+/// Every byte but ASCII letters and digits as `%XX` (a path segment).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl Api {

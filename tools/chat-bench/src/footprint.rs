@@ -104,6 +104,7 @@ async fn rss(ctx: &mut Ctx) {
                         api: super::client::Api::new(&function.base, ctx.tokens.clone())?,
                         label: name.clone(),
                         pid: Some(pid),
+                        baseline: false,
                     };
                     let cells = measure(ctx, &server, pid, &room, n, false).await;
                     function.stop().await;

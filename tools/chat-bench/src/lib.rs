@@ -1,5 +1,6 @@
 //! `chat-bench`: drives the public HTTP API of a dev server or deployment and prints one
-//! Markdown table per scenario (fan-out, idle cost, deep room, room list, writes, footprint), with
+//! Markdown table per scenario (fan-out, idle cost, deep room, room list, writes, write
+//! cost, footprint), with
 //! its parameters. A direct Postgres URL adds the database's own figures and seeding.
 //!
 //! Modules: `args` (flags and the smoke plan), `client` (the HTTP API), `sse` (raw SSE
@@ -17,6 +18,7 @@ pub mod process;
 pub mod report;
 mod rooms;
 pub mod sse;
+mod write_cost;
 mod writes;
 
 use std::process::ExitCode;
@@ -29,12 +31,15 @@ use self::pg::Db;
 use self::report::Failures;
 
 /// One server under test.
+#[derive(Clone)]
 pub struct Server {
     pub api: Api,
     /// "wake-up on" or "polling only" (the server's NOTIFY listener), plus its URL when two
     /// servers share a mode.
     pub label: String,
     pub pid: Option<u32>,
+    /// The plain-insert baseline (`chat-baseline`): it serves posts only.
+    pub baseline: bool,
 }
 
 /// What every scenario gets.
@@ -90,8 +95,11 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     for (i, url) in args.urls.iter().enumerate() {
         let api = Api::new(url, tokens.clone())?;
         check_reachable(&api).await?;
+        let health = api.health().await?;
+        let baseline = health["server"] == "chat-baseline";
         // "disconnected" before the first stream: the hub starts its listener on demand.
-        let label = match api.listener_mode().await?.as_str() {
+        let label = match health["streams"]["listener"].as_str().unwrap_or("unknown") {
+            _ if baseline => "plain insert (baseline)".to_owned(),
             "off" => "polling only".to_owned(),
             "connected" | "disconnected" => "wake-up on".to_owned(),
             other => format!("listener {other}"),
@@ -100,6 +108,7 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
             api,
             label,
             pid: args.server_pids.get(i).copied(),
+            baseline,
         });
     }
     let labels: Vec<String> = servers.iter().map(|s| s.label.clone()).collect();
@@ -141,6 +150,13 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
         run_id,
     };
     let wants = |s: Scenario| args.scenario == s || args.scenario == Scenario::All;
+    // The baseline serves posts only: it takes part in the write scenarios alone.
+    let everyone = ctx.servers.clone();
+    let api_only: Vec<Server> = everyone.iter().filter(|s| !s.baseline).cloned().collect();
+    if api_only.len() < everyone.len() {
+        println!("- the plain-insert baseline takes part in `writes` and `write-cost` only");
+    }
+    ctx.servers = api_only.clone();
     if wants(Scenario::Fanout) {
         fanout::run(&mut ctx).await;
     }
@@ -153,9 +169,14 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     if wants(Scenario::Rooms) {
         rooms::run(&mut ctx).await;
     }
+    ctx.servers = everyone;
     if wants(Scenario::Writes) {
         writes::run(&mut ctx).await;
     }
+    if wants(Scenario::WriteCost) {
+        write_cost::run(&mut ctx).await;
+    }
+    ctx.servers = api_only;
     if wants(Scenario::Footprint) {
         footprint::run(&mut ctx).await;
     }

@@ -499,6 +499,99 @@ impl Db {
     }
 }
 
+/// A row of `pg_stat_statements`: database, toplevel, calls, exec ms, plan ms, rows, query.
+type StatementRow = (Option<String>, bool, i64, f64, f64, i64, String);
+
+/// A statement's share of a `pg_stat_statements` window.
+#[derive(Debug, Clone)]
+pub struct StatementStat {
+    pub database: String,
+    pub toplevel: bool,
+    pub calls: i64,
+    pub exec_ms: f64,
+    pub plan_ms: f64,
+    pub rows: i64,
+    pub query: String,
+}
+
+impl Db {
+    /// The postmaster of the cluster behind the URL, when it runs on this machine: the
+    /// parent (in `/proc`) of this connection's backend.
+    pub async fn postmaster_pid(&self) -> Option<u32> {
+        let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&self.pool)
+            .await
+            .ok()?;
+        let backend = u32::try_from(backend).ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{backend}/comm")).ok()?;
+        if comm.trim() != "postgres" {
+            return None;
+        }
+        crate::process::parent(backend)
+    }
+
+    /// Whether `pg_stat_statements` is loaded (`shared_preload_libraries`); creates the
+    /// extension in this database when it is. The `pg_stat_statements.track` setting.
+    pub async fn statements_tracking(&self) -> Option<String> {
+        let preloaded: Option<String> =
+            sqlx::query_scalar("SELECT current_setting('shared_preload_libraries', true)")
+                .fetch_one(&self.pool)
+                .await
+                .ok()?;
+        if !preloaded?.contains("pg_stat_statements") {
+            return None;
+        }
+        sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&self.pool)
+            .await
+            .ok()?;
+        sqlx::query_scalar("SELECT current_setting('pg_stat_statements.track', true)")
+            .fetch_one(&self.pool)
+            .await
+            .ok()?
+    }
+
+    /// Empties `pg_stat_statements` (every database): a window starts.
+    pub async fn reset_statements(&self) -> anyhow::Result<()> {
+        sqlx::raw_sql("SELECT pg_stat_statements_reset()")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The `limit` statements of every database with the most execution time since the
+    /// reset, the benchmark's own left out.
+    pub async fn top_statements(&self, limit: i64) -> anyhow::Result<Vec<StatementStat>> {
+        let rows: Vec<StatementRow> = sqlx::query_as(
+            r#"
+            SELECT d.datname::text, s.toplevel, s.calls, s.total_exec_time, s.total_plan_time,
+                   s.rows, s.query
+            FROM pg_stat_statements s LEFT JOIN pg_database d ON d.oid = s.dbid
+            WHERE s.query NOT LIKE '%pg_stat_statements%'
+            ORDER BY s.total_exec_time DESC
+            LIMIT $1
+            "#,
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(database, toplevel, calls, exec_ms, plan_ms, rows, query)| StatementStat {
+                    database: database.unwrap_or_default(),
+                    toplevel,
+                    calls,
+                    exec_ms,
+                    plan_ms,
+                    rows,
+                    query: query.split_whitespace().collect::<Vec<_>>().join(" "),
+                },
+            )
+            .collect())
+    }
+}
+
 /// What a seeded deep room holds besides its messages (percentages of its messages).
 #[derive(Clone, Debug)]
 pub struct Seed {

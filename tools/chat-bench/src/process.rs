@@ -34,6 +34,84 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS line")
 }
 
+/// `/proc` reports CPU times in clock ticks of `USER_HZ`, 100 per second on Linux.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// A process's `/proc/<pid>/stat`: comm, ppid, and CPU time in ticks (utime + stime of
+/// every thread; cutime + cstime of the children it has reaped).
+struct Stat {
+    comm: String,
+    ppid: u32,
+    own: u64,
+    reaped: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
+    let (head, rest) = text.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After comm: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    let num = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    Some(Stat {
+        comm,
+        ppid: num(1)? as u32,
+        own: num(11)? + num(12)?,
+        reaped: num(13)? + num(14)?,
+    })
+}
+
+/// CPU time (user + system, every thread) a process has used, in ms.
+pub fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
+    let s = stat(pid).with_context(|| format!("read /proc/{pid}/stat"))?;
+    Ok(s.own as f64 * 1000.0 / TICKS_PER_SEC)
+}
+
+/// The parent of a process (e.g. a Postgres backend's postmaster).
+pub fn parent(pid: u32) -> Option<u32> {
+    stat(pid).map(|s| s.ppid)
+}
+
+/// CPU time of Postgres, in ms, and how many processes it summed: every process whose comm
+/// is `postgres`, all backends and background processes. With `postmaster`, only that
+/// cluster (the postmaster and its children), plus what its backends that exited had used
+/// (the postmaster's reaped-children time); without, every `postgres` process on the
+/// machine.
+pub fn postgres_cpu_ms(postmaster: Option<u32>) -> (f64, usize) {
+    let mut ticks = 0u64;
+    let mut count = 0usize;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return (0.0, 0);
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(s) = stat(pid) else { continue };
+        if s.comm != "postgres" {
+            continue;
+        }
+        match postmaster {
+            Some(pm) if pid == pm => ticks += s.own + s.reaped,
+            Some(pm) if s.ppid == pm => ticks += s.own,
+            Some(_) => continue,
+            None => ticks += s.own,
+        }
+        count += 1;
+    }
+    (ticks as f64 * 1000.0 / TICKS_PER_SEC, count)
+}
+
+/// CPU time this process (the benchmark's clients) has used, in ms.
+pub fn self_cpu_ms() -> f64 {
+    cpu_ms(std::process::id()).unwrap_or(0.0)
+}
+
 /// Cores, memory and CPU model, from `/proc`.
 pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -157,5 +235,10 @@ mod tests {
     fn this_process_has_an_rss() {
         assert!(rss_kib(std::process::id()).unwrap() > 0);
         assert!(machine().contains("cores"));
+        assert!(cpu_ms(std::process::id()).is_ok());
+        assert_eq!(
+            parent(std::process::id()),
+            Some(std::os::unix::process::parent_id())
+        );
     }
 }

@@ -174,7 +174,8 @@ async fn once(ctx: &Ctx, server: &Server, rooms: &[String], clients: usize) -> a
                     }
                 }
                 k += 1;
-                let result = api.post_message(room, &token, CONTENT).await;
+                // The id only: the plain-insert baseline answers with no `seq`.
+                let result = api.post_for_id(room, &token, CONTENT).await;
                 let done = Instant::now();
                 let counted = sent >= measure_from && done <= end;
                 match result {

@@ -235,7 +235,7 @@ impl EmbeddedPostgres {
         let log_offset = std::fs::metadata(&log).map_or(0, |m| m.len());
 
         let dir = self.dir.path();
-        let settings = [
+        let mut settings = vec![
             "listen_addresses=127.0.0.1".to_owned(),
             format!("port={}", self.port),
             format!("unix_socket_directories={}", dir.display()),
@@ -247,6 +247,12 @@ impl EmbeddedPostgres {
             "shared_buffers=128MB".to_owned(),
             "logging_collector=off".to_owned(),
         ];
+        // `PG_SETTINGS`: more `name=value` settings, separated by spaces, after (so
+        // overriding) the ones above, e.g. `shared_preload_libraries=pg_stat_statements
+        // pg_stat_statements.track=all` for the write-cost benchmark.
+        settings.extend(extra_settings(
+            std::env::var("PG_SETTINGS").ok().as_deref().unwrap_or(""),
+        )?);
 
         let mut cmd = std::process::Command::new("/bin/sh");
         cmd.arg("-c")
@@ -450,6 +456,16 @@ impl Server {
     }
 }
 
+/// `PG_SETTINGS` as settings: `name=value` words separated by whitespace.
+fn extra_settings(raw: &str) -> Result<Vec<String>> {
+    raw.split_whitespace()
+        .map(|word| match word.split_once('=') {
+            Some((name, _)) if !name.is_empty() => Ok(word.to_owned()),
+            _ => bail!("PG_SETTINGS: `{word}` is not `name=value`"),
+        })
+        .collect()
+}
+
 /// Where the server binaries are: `PG_BIN_DIR`, the Debian/Ubuntu locations (15 first,
 /// then the newest), then `pg_config --bindir`.
 async fn find_bin_dir() -> Result<PathBuf> {
@@ -585,4 +601,26 @@ fn log_tail(log: &Path, offset: u64) -> String {
         return "(empty)".to_owned();
     }
     lines[lines.len().saturating_sub(LINES)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extra_settings;
+
+    #[test]
+    fn pg_settings_are_name_value_words() {
+        assert_eq!(
+            extra_settings(
+                " shared_preload_libraries=pg_stat_statements  pg_stat_statements.track=all "
+            )
+            .unwrap(),
+            vec![
+                "shared_preload_libraries=pg_stat_statements".to_owned(),
+                "pg_stat_statements.track=all".to_owned()
+            ]
+        );
+        assert!(extra_settings("").unwrap().is_empty());
+        assert!(extra_settings("fsync").is_err());
+        assert!(extra_settings("=on").is_err());
+    }
 }
