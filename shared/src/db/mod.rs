@@ -15,6 +15,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::DatabaseConfig;
 
+/// A connection idle this long is pinged before it is handed out.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -36,6 +39,19 @@ pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .min_connections(0)
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(60))
+        // sqlx pings every connection it hands out by default: one more round trip on every
+        // request (BENCHMARKS.md, "The log's write path"). Only a connection that sat idle a
+        // while is pinged, so one the pooler or a restart closed is replaced, not used; a
+        // busy pool's connections go straight to work.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 
