@@ -148,6 +148,12 @@ pub struct StreamConfig {
     /// `STREAM_MAX_PER_INSTANCE`: open streams one process accepts (a Vercel instance has
     /// 1,024 file descriptors for every stream and socket).
     pub max_per_instance: usize,
+    /// `PRESENCE_HEARTBEAT_SECS`: how often an instance writes who streams from it (one
+    /// statement for all its streams).
+    pub presence_heartbeat: Duration,
+    /// `PRESENCE_TTL_SECS`: how long a presence entry counts without being written again
+    /// (an instance that dies stops counting its users after this).
+    pub presence_ttl: Duration,
 }
 
 // Secrets never reach logs: Debug prints them redacted.
@@ -212,6 +218,8 @@ impl StreamConfig {
             max_backlog: 1000,
             heartbeat: Duration::from_secs(15),
             max_per_instance: 800,
+            presence_heartbeat: Duration::from_secs(15),
+            presence_ttl: Duration::from_secs(45),
         }
     }
 }
@@ -306,6 +314,13 @@ impl Config {
                 ),
                 max_per_instance: env
                     .parse("STREAM_MAX_PER_INSTANCE", stream_defaults.max_per_instance)?,
+                presence_heartbeat: Duration::from_secs(env.parse(
+                    "PRESENCE_HEARTBEAT_SECS",
+                    stream_defaults.presence_heartbeat.as_secs(),
+                )?),
+                presence_ttl: Duration::from_secs(
+                    env.parse("PRESENCE_TTL_SECS", stream_defaults.presence_ttl.as_secs())?,
+                ),
             },
             limits: LimitsConfig {
                 posts: limit("RATE_LIMIT_POSTS", limit_defaults.posts)?,
