@@ -91,13 +91,18 @@ impl RawStream {
         }
     }
 
-    /// The next block that is not a heartbeat comment.
-    /// The next event of the room's log (or `reset`): heartbeats and `read` marks (which
-    /// have no id and are not part of the log) are skipped.
+    /// The next event of the room's log (or `reset`): heartbeats and `read`, `presence`
+    /// and `typing` events (which have no id and are not part of the log) are skipped.
     pub async fn next_event(&mut self, wait: Duration) -> Option<Block> {
         loop {
             match self.next(wait).await {
-                Some(block) if block.comment || block.event.as_deref() == Some("read") => {
+                Some(block)
+                    if block.comment
+                        || matches!(
+                            block.event.as_deref(),
+                            Some("read" | "presence" | "typing")
+                        ) =>
+                {
                     continue;
                 }
                 other => return other,
