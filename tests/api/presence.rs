@@ -68,7 +68,7 @@ async fn online_becomes(app: &TestApp, room: &str, expected: &[&str], within: Du
 
 /// The next event that is not a heartbeat, of the named kind; panics on anything else.
 async fn next_named(stream: &mut RawStream, name: &str) -> Block {
-    let block = stream.next_any_event(WAIT).await.expect("stream open");
+    let block = stream.next_signal(WAIT).await.expect("stream open");
     assert_eq!(block.event.as_deref(), Some(name), "{block:?}");
     block
 }
