@@ -204,17 +204,20 @@ impl Hub {
             *count -= 1;
             if *count == 0 {
                 feed.users.remove(user);
+                // A stream can end outside a runtime only in a runtime's teardown: then
+                // there is nobody left to tell.
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    feed.since.remove(user);
+                    return;
+                };
                 let token = self.0.leave_tokens.fetch_add(1, Ordering::Relaxed);
                 feed.leaving.insert(user.to_owned(), token);
                 let hub = self.0.clone();
                 let (room, user) = (room.to_owned(), user.to_owned());
-                // A stream can end outside a runtime only in a runtime's teardown.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        tokio::time::sleep(PRESENCE_DEBOUNCE).await;
-                        hub.went_offline(&room, &user, token);
-                    });
-                }
+                runtime.spawn(async move {
+                    tokio::time::sleep(PRESENCE_DEBOUNCE).await;
+                    hub.went_offline(&room, &user, token);
+                });
             }
         }
     }
