@@ -257,6 +257,13 @@ mod tests {
                 "/api/members?room=general&email=a%40b.c",
             ),
             (Function::Members, Method::GET, "/api/members?room=general"),
+            // The message function's one-parameter template is typing.
+            (Function::Message, Method::POST, "/api/message?room=general"),
+            (
+                Function::Presence,
+                Method::GET,
+                "/api/presence?room=general",
+            ),
             (Function::Rooms, Method::POST, "/api/rooms/"),
             (Function::PresignUpload, Method::POST, "/api/presign_upload"),
         ] {
