@@ -1,6 +1,6 @@
 //! `PATCH|DELETE /api/rooms/{room}/messages/{message}` and
-//! `PUT|DELETE /api/rooms/{room}/messages/{message}/reactions/{emoji}`: a thin entry point;
-//! the handlers live in `shared`.
+//! `PUT|DELETE /api/rooms/{room}/messages/{message}/reactions/{emoji}` and
+//! `POST /api/rooms/{room}/typing`: a thin entry point; the handlers live in `shared`.
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {

@@ -148,6 +148,12 @@ pub struct StreamConfig {
     /// `STREAM_MAX_PER_INSTANCE`: open streams one process accepts (a Vercel instance has
     /// 1,024 file descriptors for every stream and socket).
     pub max_per_instance: usize,
+    /// `PRESENCE_HEARTBEAT_SECS`: how often an instance writes who streams from it (one
+    /// statement for all its streams).
+    pub presence_heartbeat: Duration,
+    /// `PRESENCE_TTL_SECS`: how long a presence entry counts without being written again
+    /// (an instance that dies stops counting its users after this).
+    pub presence_ttl: Duration,
 }
 
 // Secrets never reach logs: Debug prints them redacted.
@@ -212,6 +218,8 @@ impl StreamConfig {
             max_backlog: 1000,
             heartbeat: Duration::from_secs(15),
             max_per_instance: 800,
+            presence_heartbeat: Duration::from_secs(15),
+            presence_ttl: Duration::from_secs(45),
         }
     }
 }
@@ -255,6 +263,19 @@ impl Config {
                     .map_err(|e| anyhow!("{name} has an invalid value: {e}")),
             }
         };
+        let presence_heartbeat = Duration::from_secs(env.parse(
+            "PRESENCE_HEARTBEAT_SECS",
+            stream_defaults.presence_heartbeat.as_secs(),
+        )?);
+        let presence_ttl = Duration::from_secs(
+            env.parse("PRESENCE_TTL_SECS", stream_defaults.presence_ttl.as_secs())?,
+        );
+        // An entry must outlive the gap between two writes of it.
+        if presence_heartbeat.is_zero() || presence_ttl <= presence_heartbeat {
+            bail!(
+                "PRESENCE_TTL_SECS must be more than PRESENCE_HEARTBEAT_SECS, which must be 1 or more"
+            );
+        }
         Ok(Self {
             database: DatabaseConfig {
                 url: database_url,
@@ -306,6 +327,8 @@ impl Config {
                 ),
                 max_per_instance: env
                     .parse("STREAM_MAX_PER_INSTANCE", stream_defaults.max_per_instance)?,
+                presence_heartbeat,
+                presence_ttl,
             },
             limits: LimitsConfig {
                 posts: limit("RATE_LIMIT_POSTS", limit_defaults.posts)?,
@@ -392,6 +415,20 @@ mod tests {
 
     fn load(vars: &HashMap<&str, &str>) -> anyhow::Result<Config> {
         Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn a_presence_entry_must_outlive_its_heartbeat() {
+        let c = load(&base()).unwrap();
+        assert_eq!(c.stream.presence_heartbeat, Duration::from_secs(15));
+        assert_eq!(c.stream.presence_ttl, Duration::from_secs(45));
+        for (heartbeat, ttl) in [("15", "15"), ("0", "45"), ("20", "10")] {
+            let mut vars = base();
+            vars.insert("PRESENCE_HEARTBEAT_SECS", heartbeat);
+            vars.insert("PRESENCE_TTL_SECS", ttl);
+            let err = load(&vars).unwrap_err().to_string();
+            assert!(err.contains("PRESENCE_TTL_SECS"), "{err}");
+        }
     }
 
     #[test]

@@ -347,7 +347,9 @@ async fn reconnecting(app: &TestApp, who: &str, seed: u64, target: &AtomicI64) -
         {
             // `None`: the server ended the stream (its lifetime); reconnect.
             let Some(block) = block else { break };
-            if block.comment || block.retry.is_some() {
+            // Presence (subscribers coming and going) is not in the log.
+            if block.comment || block.retry.is_some() || block.event.as_deref() == Some("presence")
+            {
                 continue;
             }
             seen.event(
@@ -394,6 +396,8 @@ async fn event_source(app: &TestApp, who: &str, target: &AtomicI64) -> Seen {
             Some(Ok(Event::Open)) => seen.opens += 1,
             // A read mark has no id: the EventSource reports its last id with it.
             Some(Ok(Event::Message(m))) if m.event == "read" => seen.event(None, "read", &m.data),
+            // Other subscribers coming and going: not in the log.
+            Some(Ok(Event::Message(m))) if m.event == "presence" => {}
             Some(Ok(Event::Message(m))) => seen.event(Some(&m.id), &m.event, &m.data),
             Some(Err(reqwest_eventsource::Error::StreamEnded)) => {}
             Some(Err(reqwest_eventsource::Error::Transport(_))) => {}

@@ -171,13 +171,18 @@ async fn every_query_the_api_runs_uses_an_index() {
                 reply_excerpt = ''
          FROM chat_messages p WHERE c.seq % 50 = 0 AND p.room_id = c.room_id AND p.seq = c.seq - 1",
         "INSERT INTO chat_object_trash (object_key) SELECT 'k/' || g FROM generate_series(1, 5000) g",
+        // Presence of many users on many rooms, from a few instances, some expired.
+        "INSERT INTO chat_presence (room_id, user_email, instance_id, since, expires_at)
+         SELECT 'bulk-' || (g % 2000), 'p' || g || '@x.com', 'i' || (g % 4), now(),
+                now() + (g % 3 - 1) * interval '30 seconds'
+         FROM generate_series(1, 20000) g",
     ] {
         sqlx::query(sql).execute(&app.db).await.unwrap();
     }
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 24] = [
+    let statements: [(&str, &str, Binds); 27] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -234,6 +239,17 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind(Utc::now())
         }),
         ("PRIVATE_READERS", rooms::PRIVATE_READERS, |q| q.bind(ROOM)),
+        ("PRESENCE_ONLINE", rooms::PRESENCE_ONLINE, |q| q.bind(ROOM)),
+        ("PRESENCE_HEARTBEAT", rooms::PRESENCE_HEARTBEAT, |q| {
+            q.bind("instance")
+                .bind(vec![ROOM.to_owned()])
+                .bind(vec![ALICE.to_owned()])
+                .bind(vec![Utc::now()])
+                .bind(45.0_f64)
+        }),
+        ("NOTIFY_TYPING", rooms::NOTIFY_TYPING, |q| {
+            q.bind(ROOM).bind(ALICE).bind("{}")
+        }),
         ("LIST_MEMBERS", members::LIST_MEMBERS, |q| q.bind(ROOM)),
         ("ADD_MEMBER", members::ADD_MEMBER, |q| {
             q.bind(ROOM).bind(BOB).bind(ALICE)

@@ -15,6 +15,7 @@ mod limits;
 mod listing;
 mod openapi;
 mod posting;
+mod presence;
 mod private_rooms;
 mod realtime;
 mod rooms;

@@ -505,6 +505,16 @@ fn check_frame(spec: &Spec, block: &BTreeMap<String, String>) {
             spec.validate(&spec.schema("ReadEvent"), &data, "a read event");
             assert!(!block.contains_key("id"), "a read event has no id");
         }
+        Some(kind @ ("typing" | "presence")) => {
+            let data: Value = serde_json::from_str(&block["data"]).unwrap();
+            let schema = if kind == "typing" {
+                "TypingEvent"
+            } else {
+                "PresenceEvent"
+            };
+            spec.validate(&spec.schema(schema), &data, kind);
+            assert!(!block.contains_key("id"), "{kind} has no id");
+        }
         Some("reset") => {
             let data: Value = serde_json::from_str(&block["data"]).unwrap();
             spec.validate(&spec.schema("StreamReset"), &data, "a reset event");
@@ -615,6 +625,8 @@ const MESSAGE: &str = "/api/rooms/{room}/messages/{message}";
 const REACTION: &str = "/api/rooms/{room}/messages/{message}/reactions/{emoji}";
 const REPLIES: &str = "/api/rooms/{room}/messages/{message}/replies";
 const READ: &str = "/api/rooms/{room}/read";
+const TYPING: &str = "/api/rooms/{room}/typing";
+const PRESENCE: &str = "/api/rooms/{room}/presence";
 const MEMBERS: &str = "/api/rooms/{room}/members";
 const MEMBER: &str = "/api/rooms/{room}/members/{email}";
 const UPLOADS: &str = "/api/uploads";
@@ -1049,6 +1061,38 @@ async fn real_responses_match_the_spec() {
         Some(json!({"seq": -1})),
         400,
         Some("invalid_field"),
+    )
+    .await;
+    api.expect(
+        ("POST", TYPING, "/api/rooms/general/typing"),
+        Some(BOB),
+        None,
+        204,
+        None,
+    )
+    .await;
+    api.expect(
+        ("POST", TYPING, "/api/rooms/secret/typing"),
+        Some("outsider@example.com"),
+        None,
+        404,
+        Some("room_not_found"),
+    )
+    .await;
+    api.expect(
+        ("GET", PRESENCE, "/api/rooms/general/presence"),
+        Some(BOB),
+        None,
+        200,
+        None,
+    )
+    .await;
+    api.expect(
+        ("GET", PRESENCE, "/api/rooms/secret/presence"),
+        Some("outsider@example.com"),
+        None,
+        404,
+        Some("room_not_found"),
     )
     .await;
     api.expect(

@@ -91,13 +91,18 @@ impl RawStream {
         }
     }
 
-    /// The next block that is not a heartbeat comment.
-    /// The next event of the room's log (or `reset`): heartbeats and `read` marks (which
-    /// have no id and are not part of the log) are skipped.
+    /// The next event of the room's log (or `reset`): heartbeats and `read`, `presence`
+    /// and `typing` events (which have no id and are not part of the log) are skipped.
     pub async fn next_event(&mut self, wait: Duration) -> Option<Block> {
         loop {
             match self.next(wait).await {
-                Some(block) if block.comment || block.event.as_deref() == Some("read") => {
+                Some(block)
+                    if block.comment
+                        || matches!(
+                            block.event.as_deref(),
+                            Some("read" | "presence" | "typing")
+                        ) =>
+                {
                     continue;
                 }
                 other => return other,
@@ -105,8 +110,24 @@ impl RawStream {
         }
     }
 
-    /// The next event, `read` marks included.
+    /// The next event, `read` marks included; `presence` and `typing` (other users' streams
+    /// and keystrokes, told to everyone in the room) are skipped.
     pub async fn next_any_event(&mut self, wait: Duration) -> Option<Block> {
+        loop {
+            match self.next(wait).await {
+                Some(block)
+                    if block.comment
+                        || matches!(block.event.as_deref(), Some("presence" | "typing")) =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The next event of any kind, `presence` and `typing` included.
+    pub async fn next_signal(&mut self, wait: Duration) -> Option<Block> {
         loop {
             match self.next(wait).await {
                 Some(block) if block.comment => continue,
@@ -192,8 +213,10 @@ pub async fn follow_to(
                 Err(_) => break 'sources,
                 Ok(None) => panic!("the EventSource gave up"),
                 Ok(Some(Ok(Event::Open))) => followed.opens += 1,
-                // Read marks (the follower's own posts move its mark) are not in the log.
-                Ok(Some(Ok(Event::Message(message)))) if message.event == "read" => {}
+                // Read marks (the follower's own posts move its mark), presence and typing
+                // are not in the log.
+                Ok(Some(Ok(Event::Message(message))))
+                    if matches!(message.event.as_str(), "read" | "presence" | "typing") => {}
                 Ok(Some(Ok(Event::Message(message)))) => {
                     assert_eq!(message.event, "message", "{message:?}");
                     let data: Value = serde_json::from_str(&message.data).unwrap();

@@ -266,3 +266,91 @@ pub async fn private_readers(
         .await?;
     Ok(readers.and_then(|(visibility, emails)| (visibility == "private").then_some(emails)))
 }
+
+/// An instance's presence heartbeat, one statement: upserts every (room, user) pair it
+/// holds a stream for (`$2`, `$3`, with `since` in `$4`) to expire `$5` seconds from now,
+/// deletes its own pairs it no longer holds, and sweeps other instances' expired rows.
+pub const PRESENCE_HEARTBEAT: &str = r#"
+    WITH held AS (
+        SELECT h.room_id, h.user_email, h.since
+        FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS h(room_id, user_email, since)
+    ), gone AS (
+        DELETE FROM chat_presence p
+        WHERE (p.instance_id = $1
+               AND NOT EXISTS (SELECT 1 FROM held h
+                               WHERE h.room_id = p.room_id AND h.user_email = p.user_email))
+           OR (p.instance_id <> $1 AND p.expires_at < now())
+    )
+    INSERT INTO chat_presence (room_id, user_email, instance_id, since, expires_at)
+    SELECT h.room_id, h.user_email, $1, h.since, now() + make_interval(secs => $5)
+    FROM held h
+    ON CONFLICT (room_id, user_email, instance_id)
+    DO UPDATE SET expires_at = excluded.expires_at
+"#;
+
+/// Writes this instance's presence: see [`PRESENCE_HEARTBEAT`].
+pub async fn presence_heartbeat(
+    db: impl PgExecutor<'_>,
+    instance: &str,
+    held: &[(String, String, DateTime<Utc>)],
+    ttl: std::time::Duration,
+) -> sqlx::Result<()> {
+    let rooms: Vec<&str> = held.iter().map(|(r, _, _)| r.as_str()).collect();
+    let users: Vec<&str> = held.iter().map(|(_, u, _)| u.as_str()).collect();
+    let since: Vec<DateTime<Utc>> = held.iter().map(|(_, _, s)| *s).collect();
+    sqlx::query(PRESENCE_HEARTBEAT)
+        .bind(instance)
+        .bind(rooms)
+        .bind(users)
+        .bind(since)
+        .bind(ttl.as_secs_f64())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Who has an unexpired presence entry on the room, once each, with their earliest `since`.
+pub const PRESENCE_ONLINE: &str = r#"
+    SELECT p.user_email, min(p.since) AS since
+    FROM chat_presence p
+    WHERE p.room_id = $1 AND p.expires_at > now()
+    GROUP BY p.user_email
+    ORDER BY p.user_email
+"#;
+
+pub async fn presence_online(
+    db: impl PgExecutor<'_>,
+    room: &str,
+) -> sqlx::Result<Vec<(String, DateTime<Utc>)>> {
+    sqlx::query_as(PRESENCE_ONLINE)
+        .bind(room)
+        .fetch_all(db)
+        .await
+}
+
+/// Sends a typing event to every instance's LISTEN connection if `$2` may see room `$1`:
+/// a row when it was sent, none when the room is not visible to them. Never in the log.
+pub const NOTIFY_TYPING: &str = r#"
+    SELECT r.id, pg_notify('chat_messages', 'typing:' || r.id || ':' || $3)::text AS sent
+    FROM chat_rooms r
+    WHERE r.id = $1
+      AND (r.visibility = 'public' OR r.created_by = $2
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = r.id AND mm.user_email = $2))
+"#;
+
+/// `true` when the room is visible to `user` and the notification went out.
+pub async fn notify_typing(
+    db: impl PgExecutor<'_>,
+    room: &RoomId,
+    user: &str,
+    data: &str,
+) -> sqlx::Result<bool> {
+    let row: Option<(String, String)> = sqlx::query_as(NOTIFY_TYPING)
+        .bind(room.as_str())
+        .bind(user)
+        .bind(data)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.is_some())
+}

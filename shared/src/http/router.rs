@@ -33,10 +33,11 @@ pub enum Function {
     CleanupUploads,
     Message,
     Read,
+    Presence,
 }
 
 impl Function {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Health,
         Self::Rooms,
         Self::ListMessages,
@@ -47,6 +48,7 @@ impl Function {
         Self::CleanupUploads,
         Self::Message,
         Self::Read,
+        Self::Presence,
     ];
 
     /// Its file under `api/` without `.rs`, which is also its Vercel path after `/api/`.
@@ -62,6 +64,7 @@ impl Function {
             Self::CleanupUploads => "cron/cleanup-uploads",
             Self::Message => "message",
             Self::Read => "read",
+            Self::Presence => "presence",
         }
     }
 

@@ -1,5 +1,5 @@
 //! The NOTIFY wake-up: one direct connection per process LISTENs on `chat_messages` and
-//! wakes the hub for the room a post names. LISTEN needs a session, so this uses
+//! wakes the hub for the room a post names, and hands it the typing events sent there. LISTEN needs a session, so this uses
 //! `DATABASE_URL_UNPOOLED`; polling stays on as the safety net for notifications lost
 //! while reconnecting.
 
@@ -46,11 +46,11 @@ async fn session(
     hub.wake_all();
     loop {
         match listener.try_recv().await? {
-            Some(notification) => {
-                if let Some((room, seq)) = parse_payload(notification.payload()) {
-                    hub.notified(room, seq);
-                }
-            }
+            Some(notification) => match parse_payload(notification.payload()) {
+                Some(Payload::Advanced(room, seq)) => hub.notified(room, seq),
+                Some(Payload::Typing(room, data)) => hub.typed(room, data),
+                None => {}
+            },
             // The connection dropped; sqlx reconnected and re-LISTENed.
             None => {
                 hub.stats.listener_connects.fetch_add(1, Ordering::Relaxed);
@@ -60,10 +60,26 @@ async fn session(
     }
 }
 
-/// `room:seq`, as the insert statement sends it.
-fn parse_payload(payload: &str) -> Option<(&str, i64)> {
+/// What one notification on the channel says.
+#[derive(Debug, PartialEq, Eq)]
+enum Payload<'a> {
+    /// `room:seq`, as the log's writes send it.
+    Advanced(&'a str, i64),
+    /// `typing:room:{json}`, as `POST /api/rooms/{room}/typing` sends it (room ids have no
+    /// `:`). Never in the log.
+    Typing(&'a str, &'a str),
+}
+
+fn parse_payload(payload: &str) -> Option<Payload<'_>> {
+    // A room named `typing` still sends `typing:seq`, with no second `:`.
+    if let Some((room, data)) = payload
+        .strip_prefix("typing:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        return Some(Payload::Typing(room, data));
+    }
     let (room, seq) = payload.rsplit_once(':')?;
-    Some((room, seq.parse().ok()?))
+    Some(Payload::Advanced(room, seq.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -72,7 +88,18 @@ mod tests {
 
     #[test]
     fn payloads_name_a_room_and_a_seq() {
-        assert_eq!(parse_payload("general:42"), Some(("general", 42)));
+        assert_eq!(
+            parse_payload("general:42"),
+            Some(Payload::Advanced("general", 42))
+        );
+        assert_eq!(
+            parse_payload(r#"typing:general:{"user_email":"a@b.c"}"#),
+            Some(Payload::Typing("general", r#"{"user_email":"a@b.c"}"#))
+        );
+        assert_eq!(
+            parse_payload("typing:7"),
+            Some(Payload::Advanced("typing", 7))
+        );
         assert_eq!(parse_payload("general"), None);
         assert_eq!(parse_payload("general:x"), None);
     }

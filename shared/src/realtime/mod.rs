@@ -15,13 +15,14 @@ mod stats;
 pub mod subscriber;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 use sqlx::PgPool;
 use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::Instant;
 
 pub use stats::{Stats, StatsView};
 pub use subscriber::{OpenStream, StreamRefused};
@@ -40,6 +41,14 @@ pub(crate) const PAGE: i64 = 500;
 /// `updated_at` is its transaction's start) or stamped by a clock a little behind is still
 /// seen. Marks already told are skipped.
 const MARK_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+/// A user sends at most one typing event per room in this time; more are dropped, by the
+/// instance that takes the request and again by each instance that delivers it.
+pub const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a typing event counts: its `expires_at` is this far ahead.
+pub const TYPING_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+/// How long a user's last stream on a room may be gone before they are told offline: a
+/// stream's own bounded-lifetime reconnect (`retry: 1000`) comes back well within it.
+pub const PRESENCE_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What a room's feed carries.
 #[derive(Debug)]
@@ -60,6 +69,9 @@ pub enum Delivery {
     /// `user`'s read mark moved in some room: an `event: read` frame (no id) for their
     /// streams only.
     Read { user: String, frame: Bytes },
+    /// An ephemeral event with no id for every subscriber of the room (`typing`,
+    /// `presence`): never in the log, never replayed.
+    Ephemeral(Bytes),
 }
 
 struct RoomFeed {
@@ -70,6 +82,11 @@ struct RoomFeed {
     members_version: i64,
     /// Who holds a stream on this room here, and how many each.
     users: HashMap<String, usize>,
+    /// Who counts as present here, since when: the users above, and those whose last
+    /// stream closed less than [`PRESENCE_DEBOUNCE`] ago.
+    since: HashMap<String, chrono::DateTime<chrono::Utc>>,
+    /// Users whose last stream closed, with the token of the offline announcement pending.
+    leaving: HashMap<String, u64>,
 }
 
 /// The per-process hub. Cheap to clone.
@@ -95,6 +112,15 @@ pub(crate) struct HubInner {
     marks: Mutex<HashMap<(String, String), i64>>,
     /// How long one tick's query, or one room's read, may take (`DatabaseConfig::deadline`).
     deadline: std::time::Duration,
+    /// This process's id in `chat_presence`.
+    instance: String,
+    /// When this process last sent a typing event, per (room, user).
+    typing_sent: Mutex<HashMap<(String, String), Instant>>,
+    /// When this process last delivered a typing event, per (room, user).
+    typing_heard: Mutex<HashMap<(String, String), Instant>>,
+    /// A (room, user) pair became present here: the presence writer may be waiting.
+    presence_changed: Notify,
+    leave_tokens: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -120,6 +146,11 @@ impl Hub {
             max_per_user,
             marks: Mutex::new(HashMap::new()),
             deadline: database.deadline(),
+            instance: uuid::Uuid::new_v4().to_string(),
+            typing_sent: Mutex::new(HashMap::new()),
+            typing_heard: Mutex::new(HashMap::new()),
+            presence_changed: Notify::new(),
+            leave_tokens: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
         }))
     }
@@ -147,12 +178,24 @@ impl Hub {
             cursor: known_last_event,
             members_version,
             users: HashMap::new(),
+            since: HashMap::new(),
+            leaving: HashMap::new(),
         });
-        *feed.users.entry(user.to_owned()).or_insert(0) += 1;
+        let count = feed.users.entry(user.to_owned()).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            // Back within the debounce (a reconnect): no announcement either way.
+            if feed.leaving.remove(user).is_none() {
+                feed.since.insert(user.to_owned(), chrono::Utc::now());
+                let _ = feed.sender.send(presence_event(user, "online"));
+                self.0.presence_changed.notify_one();
+            }
+        }
         feed.sender.subscribe()
     }
 
-    /// `user`'s stream on `room` ended.
+    /// `user`'s stream on `room` ended. Their last one: unless they are back within
+    /// [`PRESENCE_DEBOUNCE`], the room hears `offline` then.
     pub(crate) fn leave(&self, room: &str, user: &str) {
         let mut rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(feed) = rooms.get_mut(room)
@@ -161,8 +204,46 @@ impl Hub {
             *count -= 1;
             if *count == 0 {
                 feed.users.remove(user);
+                // A stream can end outside a runtime only in a runtime's teardown: then
+                // there is nobody left to tell.
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    feed.since.remove(user);
+                    return;
+                };
+                let token = self.0.leave_tokens.fetch_add(1, Ordering::Relaxed);
+                feed.leaving.insert(user.to_owned(), token);
+                let hub = self.0.clone();
+                let (room, user) = (room.to_owned(), user.to_owned());
+                runtime.spawn(async move {
+                    tokio::time::sleep(PRESENCE_DEBOUNCE).await;
+                    hub.went_offline(&room, &user, token);
+                });
             }
         }
+    }
+
+    /// Whether `user` sent a typing event on `room` from here less than [`TYPING_EVERY`]
+    /// ago. In-process only.
+    pub fn typing_recent(&self, room: &str, user: &str) -> bool {
+        let last = self.0.typing_sent.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(&(room.to_owned(), user.to_owned()))
+            .is_some_and(|at| at.elapsed() < TYPING_EVERY)
+    }
+
+    /// `user` sent a typing event on `room` from here just now.
+    pub fn typing_sent(&self, room: &str, user: &str) {
+        throttled(&self.0.typing_sent, room, user);
+    }
+
+    /// Whether typing events reach other instances (through the NOTIFY wake-up).
+    pub fn wakeup_on(&self) -> bool {
+        self.0.unpooled_url.is_some()
+    }
+
+    /// Delivers a typing event (`data`, its JSON) to this process's subscribers of `room`
+    /// (the listener's path, and the path with polling only).
+    pub fn deliver_typing(&self, room: &str, data: &str) {
+        self.0.typed(room, data);
     }
 
     /// Ends every open stream (SIGTERM): clients reconnect with `Last-Event-ID`.
@@ -199,6 +280,7 @@ impl Hub {
     fn start(&self) {
         self.0.started.get_or_init(|| {
             tokio::spawn(poll_loop(self.0.clone()));
+            tokio::spawn(presence_loop(self.0.clone()));
             if let Some(url) = self.0.unpooled_url.clone() {
                 tokio::spawn(listener::listen(self.0.clone(), url));
             }
@@ -207,6 +289,53 @@ impl Hub {
 }
 
 impl HubInner {
+    /// The debounce of `user`'s last stream on `room` ran out: unless they came back (or
+    /// left again since, with a newer `token`), they are offline here.
+    fn went_offline(&self, room: &str, user: &str, token: u64) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(feed) = rooms.get_mut(room)
+            && feed.leaving.get(user) == Some(&token)
+        {
+            feed.leaving.remove(user);
+            feed.since.remove(user);
+            let _ = feed.sender.send(presence_event(user, "offline"));
+        }
+    }
+
+    /// Every (room, user) present here, with since when.
+    fn present(&self) -> Vec<(String, String, chrono::DateTime<chrono::Utc>)> {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms
+            .iter()
+            .flat_map(|(room, feed)| {
+                feed.since
+                    .iter()
+                    .map(move |(user, since)| (room.clone(), user.clone(), *since))
+            })
+            .collect()
+    }
+
+    /// A typing event for `room` (from the listener, or in-process): to the room's
+    /// subscribers here, at most one per user and room per [`TYPING_EVERY`].
+    pub(crate) fn typed(&self, room: &str, data: &str) {
+        #[derive(serde::Deserialize)]
+        struct Typing {
+            user_email: String,
+        }
+        let Ok(typing) = serde_json::from_str::<Typing>(data) else {
+            return;
+        };
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(feed) = rooms.get(room) else {
+            return;
+        };
+        if throttled(&self.typing_heard, room, &typing.user_email) {
+            return;
+        }
+        let frame = sse::event_without_id("typing", data);
+        let _ = feed.sender.send(Arc::new(Delivery::Ephemeral(frame)));
+    }
+
     /// Called by the listener for each `room:seq` notification.
     pub(crate) fn notified(&self, room: &str, seq: i64) {
         self.stats.notifications.add(1);
@@ -239,7 +368,8 @@ impl HubInner {
     /// Rooms still subscribed to, with their cursors; drops rooms nobody watches.
     fn watched(&self) -> Vec<(String, i64)> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        rooms.retain(|_, feed| feed.sender.receiver_count() > 0);
+        // A room whose last subscriber just left stays until their offline is told.
+        rooms.retain(|_, feed| feed.sender.receiver_count() > 0 || !feed.leaving.is_empty());
         rooms
             .iter()
             .map(|(id, feed)| (id.clone(), feed.cursor))
@@ -477,6 +607,76 @@ pub(crate) fn render(view: &MessageView, seen: i64) -> Bytes {
     };
     let data = serde_json::to_string(view).unwrap_or_else(|_| "{}".into());
     sse::event(view.event_id, name, &data)
+}
+
+/// `event: presence` `{"user_email", "status"}`, no id.
+fn presence_event(user: &str, status: &str) -> Arc<Delivery> {
+    let data = serde_json::json!({ "user_email": user, "status": status });
+    Arc::new(Delivery::Ephemeral(sse::event_without_id(
+        "presence",
+        &data.to_string(),
+    )))
+}
+
+/// Whether (room, user) is in `last` from less than [`TYPING_EVERY`] ago; if not, records
+/// now. Entries older than that are swept as the map grows.
+fn throttled(last: &Mutex<HashMap<(String, String), Instant>>, room: &str, user: &str) -> bool {
+    let now = Instant::now();
+    let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (room.to_owned(), user.to_owned());
+    if last
+        .get(&key)
+        .is_some_and(|at| now.duration_since(*at) < TYPING_EVERY)
+    {
+        return true;
+    }
+    if last.len() >= 1024 {
+        last.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+    }
+    last.insert(key, now);
+    false
+}
+
+/// Writes this process's presence, one statement for all its streams, every
+/// `PRESENCE_HEARTBEAT_SECS` while it has any (and once more after the last is gone, to
+/// delete its rows); none while it has none. A first stream after a quiet spell is written
+/// at once when the last write is a heartbeat ago.
+async fn presence_loop(hub: Arc<HubInner>) {
+    let interval = hub
+        .config
+        .presence_heartbeat
+        .max(std::time::Duration::from_secs(1));
+    let mut last: Option<Instant> = None;
+    // Whether the table may hold rows of ours.
+    let mut written = false;
+    loop {
+        if hub.present().is_empty() && !written {
+            hub.presence_changed.notified().await;
+            continue;
+        }
+        if let Some(last) = last {
+            tokio::time::sleep_until(last + interval).await;
+        }
+        let present = hub.present();
+        last = Some(Instant::now());
+        hub.stats.statements.fetch_add(1, Ordering::Relaxed);
+        let write = db::rooms::presence_heartbeat(
+            &hub.db,
+            &hub.instance,
+            &present,
+            hub.config.presence_ttl,
+        );
+        match tokio::time::timeout(hub.deadline, write).await {
+            Ok(Ok(())) => written = !present.is_empty(),
+            Ok(Err(err)) => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "presence write failed; retrying next heartbeat"
+                );
+            }
+            Err(_) => tracing::warn!("presence write got no answer; retrying next heartbeat"),
+        }
+    }
 }
 
 /// Polls every `STREAM_POLL_MS`, or at once on a wake-up, for the life of the process.

@@ -236,6 +236,7 @@ impl Subscriber {
                             self.send(frame.clone()).await?;
                         }
                         Ok(Delivery::Read { .. }) => {}
+                        Ok(Delivery::Ephemeral(frame)) => self.send(frame.clone()).await?,
                         Ok(Delivery::Readers(readers)) if !readers.contains(&self.user) => {
                             return Err(End::Failed(anyhow::anyhow!("no longer a member")));
                         }

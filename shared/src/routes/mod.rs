@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod presence;
 pub mod reactions;
 pub mod read;
 pub mod rooms;
@@ -74,6 +75,9 @@ pub fn table() -> Vec<Route> {
             messages::replies,
         ),
         Route::new(Read, PUT, "/api/rooms/{room}/read", read::mark),
+        // With the message writes: its other templates name two and three parameters.
+        Route::new(Message, POST, "/api/rooms/{room}/typing", presence::typing),
+        Route::new(Presence, GET, "/api/rooms/{room}/presence", presence::list),
         Route::new(Stream, GET, "/api/rooms/{room}/stream", stream::open),
         Route::new(Members, GET, "/api/rooms/{room}/members", members::list),
         Route::new(Members, POST, "/api/rooms/{room}/members", members::add),
@@ -253,6 +257,13 @@ mod tests {
                 "/api/members?room=general&email=a%40b.c",
             ),
             (Function::Members, Method::GET, "/api/members?room=general"),
+            // The message function's one-parameter template is typing.
+            (Function::Message, Method::POST, "/api/message?room=general"),
+            (
+                Function::Presence,
+                Method::GET,
+                "/api/presence?room=general",
+            ),
             (Function::Rooms, Method::POST, "/api/rooms/"),
             (Function::PresignUpload, Method::POST, "/api/presign_upload"),
         ] {

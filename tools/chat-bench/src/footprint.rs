@@ -12,7 +12,7 @@ use super::sse::Subscribers;
 use super::{Ctx, Server};
 
 /// The function binaries `api/` builds (the root `Cargo.toml`'s `[[bin]]` entries).
-const FUNCTIONS: [&str; 10] = [
+const FUNCTIONS: [&str; 11] = [
     "rooms",
     "list_messages",
     "post_message",
@@ -23,6 +23,7 @@ const FUNCTIONS: [&str; 10] = [
     "health",
     "message",
     "read",
+    "presence",
 ];
 /// How long a spawned function may take to answer at all.
 const START_TIMEOUT: Duration = Duration::from_secs(20);

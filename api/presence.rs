@@ -1,0 +1,6 @@
+//! `GET /api/rooms/{room}/presence`: a thin entry point; the handler lives in `shared`.
+
+#[tokio::main]
+async fn main() -> Result<(), vercel_runtime::Error> {
+    shared::host::main(shared::Function::Presence).await
+}
