@@ -60,6 +60,9 @@ pub enum Delivery {
     Change {
         id: i64,
         after: i64,
+        /// The event that created the message: a subscriber that has sent it already shows
+        /// a `message` frame as `message.updated`.
+        created: i64,
         frame: Bytes,
         personal: Vec<(String, Bytes)>,
     },
@@ -562,6 +565,7 @@ impl HubInner {
                 let _ = feed.sender.send(Arc::new(Delivery::Change {
                     id: view.event_id,
                     after,
+                    created: view.created_event,
                     frame,
                     personal,
                 }));

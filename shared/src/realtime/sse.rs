@@ -18,6 +18,25 @@ pub fn event(id: i64, name: &str, data: &str) -> Bytes {
     Bytes::from(format!("id: {id}\nevent: {name}\ndata: {data}\n\n"))
 }
 
+/// `frame` (one [`event`]) under the name `to` if it is named `from`; otherwise itself.
+pub fn renamed(frame: &Bytes, from: &str, to: &str) -> Bytes {
+    let Some(newline) = frame.iter().position(|&b| b == b'\n') else {
+        return frame.clone();
+    };
+    let (id_line, rest) = frame.split_at(newline + 1);
+    let named = format!("event: {from}\n");
+    match rest.strip_prefix(named.as_bytes()) {
+        Some(tail) => {
+            let mut out = Vec::with_capacity(frame.len() + to.len());
+            out.extend_from_slice(id_line);
+            out.extend_from_slice(format!("event: {to}\n").as_bytes());
+            out.extend_from_slice(tail);
+            Bytes::from(out)
+        }
+        None => frame.clone(),
+    }
+}
+
 /// An event with no `id:` line: `EventSource` keeps its last event id, so the resume point
 /// is untouched (read marks).
 pub fn event_without_id(name: &str, data: &str) -> Bytes {
@@ -28,6 +47,17 @@ pub fn event_without_id(name: &str, data: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_is_renamed_only_from_its_own_name() {
+        let frame = event(7, "message", "{\"a\":1}");
+        assert_eq!(
+            &renamed(&frame, "message", "message.updated")[..],
+            b"id: 7\nevent: message.updated\ndata: {\"a\":1}\n\n"
+        );
+        let deleted = event(8, "message.deleted", "{}");
+        assert_eq!(renamed(&deleted, "message", "message.updated"), deleted);
+    }
 
     #[test]
     fn an_event_has_id_name_and_data_lines_then_a_blank_line() {

@@ -214,7 +214,7 @@ impl Subscriber {
                     biased;
                     received = live.recv() => match received.as_deref() {
                         Ok(Delivery::Change { id, .. }) if *id <= self.sent => {}
-                        Ok(Delivery::Change { id, after, frame, personal }) => {
+                        Ok(Delivery::Change { id, after, created, frame, personal }) => {
                             // The hub's read began after a change this stream has not sent:
                             // frames were broadcast before it could see them; read them from
                             // the log rather than skip them.
@@ -228,7 +228,15 @@ impl Subscriber {
                                     .iter()
                                     .find(|(user, _)| *user == self.user)
                                     .map_or(frame, |(_, mine)| mine);
-                                self.send(frame.clone()).await?;
+                                // The hub names a change `message` against its own cursor;
+                                // this stream may be ahead of it (its catch-up read the log
+                                // later) and have shown the message already.
+                                let frame = if *created <= self.sent {
+                                    sse::renamed(frame, "message", "message.updated")
+                                } else {
+                                    frame.clone()
+                                };
+                                self.send(frame).await?;
                                 self.sent = *id;
                             }
                         }
