@@ -38,6 +38,12 @@ ALTER TABLE chat_messages
 -- reads. It now serves the room's log: catch-up and the stream hub's reads.
 DROP INDEX idx_chat_messages_room;
 CREATE UNIQUE INDEX idx_chat_messages_room ON chat_messages (room_id, event_id);
+-- `idx_chat_messages_user` (user_email) served no query: no statement of the API reads
+-- messages by author (a retried send looks up `(room_id, client_id)`). The name is the
+-- deployed system's and stays; it now covers tombstones only (a user's deleted messages),
+-- so posts, edits and reactions write no entry to it.
+DROP INDEX idx_chat_messages_user;
+CREATE INDEX idx_chat_messages_user ON chat_messages (user_email) WHERE deleted_at IS NOT NULL;
 -- The replies of a message, oldest first. Partial: a message that replies to none costs
 -- nothing here.
 CREATE INDEX chat_messages_reply_to ON chat_messages (reply_to, seq) WHERE reply_to IS NOT NULL;

@@ -17,7 +17,12 @@
 -- once the room's row is locked nobody else changes that room's log until we commit.
 -- Each returns `outcome` ('ok', or an error code for the API), the bucket (`tokens_left`,
 -- or `tokens_before` when refused), `trashed` (object keys to delete from storage) and the
--- message as the user sees it (`chat_message_out`).
+-- message as the user sees it (`chat_write_message`).
+--
+-- Everything a write calls is plpgsql (or an IMMUTABLE constant), never a SQL-language
+-- function with a query: Postgres 15 parses and plans a SQL function's body again on every
+-- call from plpgsql, while plpgsql keeps each statement's plan for the session
+-- (BENCHMARKS.md, "The log's write path").
 
 -- Takes a token from the (user, action) bucket: `capacity` tokens, refilled at `refill` per
 -- second. `tokens_left` is NULL when fewer than one was there; `tokens_before` is then the
@@ -40,36 +45,19 @@ BEGIN
     END IF;
 END $$;
 
--- Room `p_room` as user `p_user` may see it: its owner, or no row.
+-- Room `p_room` as user `p_user` may see it: its owner, or NULL.
 CREATE FUNCTION chat_visible_owner(p_room text, p_user text) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT r.created_by FROM chat_rooms r
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_owner text;
+BEGIN
+    SELECT r.created_by INTO v_owner FROM chat_rooms r
     WHERE r.id = p_room
       AND (r.visibility = 'public' OR r.created_by = p_user
            OR EXISTS (SELECT 1 FROM chat_room_members mm
-                      WHERE mm.room_id = r.id AND mm.user_email = p_user))
-$$;
-
--- The message's columns as `p_viewer` sees them: the API's Message, less signed URLs.
--- `mine` lists the viewer's own reactions (for `me`).
-CREATE FUNCTION chat_message_out(p_id uuid, p_viewer text)
-RETURNS TABLE (id uuid, room_id text, seq bigint, event_id bigint, created_event bigint,
-               user_email text, content text, client_id uuid, created_at timestamptz,
-               edited_at timestamptz, deleted_at timestamptz, reactions jsonb, mine text[],
-               reply_to uuid, reply_to_seq bigint, reply_to_user text, reply_excerpt text,
-               reply_count integer, files json)
-LANGUAGE sql STABLE AS $$
-    SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
-           m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
-           ARRAY(SELECT x.emoji FROM chat_message_reactions x
-                 WHERE x.message_id = m.id AND x.user_email = p_viewer ORDER BY x.created_at),
-           m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
-           (SELECT COALESCE(json_agg(json_build_object(
-                       'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
-            FROM chat_message_files f WHERE f.message_id = m.id)
-    FROM chat_messages m WHERE m.id = p_id
-$$;
+                      WHERE mm.room_id = r.id AND mm.user_email = p_user));
+    RETURN v_owner;
+END $$;
 
 -- What every log write returns.
 CREATE TYPE chat_write AS (
@@ -88,31 +76,55 @@ RETURNS chat_write LANGUAGE sql IMMUTABLE AS $$
                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::chat_write
 $$;
 
--- An answer with the message as `p_viewer` sees it.
+-- An answer with the message as `p_viewer` sees it: the API's Message, less signed URLs;
+-- `mine` lists the viewer's own reactions (for `me`).
 CREATE FUNCTION chat_write_message(p_id uuid, p_viewer text, p_tokens_left float8 DEFAULT NULL,
                                    p_trashed text[] DEFAULT NULL)
-RETURNS chat_write LANGUAGE sql STABLE AS $$
-    SELECT ROW('ok', p_tokens_left, NULL, p_trashed, v.*)::chat_write
-    FROM chat_message_out(p_id, p_viewer) v
-$$;
+RETURNS chat_write LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_out chat_write;
+BEGIN
+    SELECT 'ok', p_tokens_left, NULL, p_trashed,
+           m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+           m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
+           CASE WHEN m.reactions = '[]' THEN '{}'::text[]
+                ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                           WHERE x.message_id = m.id AND x.user_email = p_viewer
+                           ORDER BY x.created_at) END,
+           m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
+           (SELECT COALESCE(json_agg(json_build_object(
+                       'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+            FROM chat_message_files f WHERE f.message_id = m.id)
+    INTO v_out
+    FROM chat_messages m WHERE m.id = p_id;
+    RETURN v_out;
+END $$;
 
 -- POST a message: `p_reply_to` may name a message of the room; `p_files` are the author's
 -- pending uploads for the room, all attached or the whole post fails ('invalid_upload').
--- A repeated `p_client_id` fails with a unique violation of
--- `chat_messages_room_client_id_key`, undoing everything.
+-- An attached file's bytes are fixed: before posting, the send copies each upload from its
+-- staging key (`rooms/{room}/{upload id}.{ext}`, which its presigned PUT can write for 15
+-- minutes) to `attached/` + that key, which no presigned URL names (`storage::attached_key`),
+-- and that key is recorded. A repeated `p_client_id` fails with a unique violation of
+-- `chat_messages_room_client_id_key`, undoing everything. The answer is built from what was
+-- written (a new message has no reactions, no replies, no edit), not read back.
 CREATE FUNCTION chat_post(p_room text, p_id uuid, p_user text, p_content text, p_client_id uuid,
                           p_files uuid[], p_reply_to uuid,
                           p_action text, p_capacity float8, p_refill float8)
 RETURNS chat_write LANGUAGE plpgsql AS $$
 DECLARE
-    v_token record;
+    v_tokens_left float8;
+    v_tokens_before float8;
     v_parent_seq bigint;
     v_parent_user text;
     v_parent_excerpt text;
     v_parent_deleted timestamptz;
     v_seq bigint;
     v_event bigint;
+    v_created timestamptz;
     v_attached bigint;
+    v_files json := '[]';
 BEGIN
     IF p_reply_to IS NOT NULL THEN
         -- The original is checked (and locked) only in a room the author may see, so a
@@ -131,9 +143,19 @@ BEGIN
         END IF;
     END IF;
 
-    v_token := chat_take_token(p_user, p_action, p_capacity, p_refill);
-    IF v_token.tokens_left IS NULL THEN
-        RETURN chat_write_outcome('rate_limited', v_token.tokens_before);
+    -- A token from the author's bucket (`chat_take_token`, inline).
+    INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+    VALUES (p_user, p_action, p_capacity - 1, now())
+    ON CONFLICT (user_email, action) DO UPDATE
+    SET tokens = LEAST(p_capacity, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * p_refill) - 1,
+        updated_at = GREATEST(now(), b.updated_at)
+    WHERE LEAST(p_capacity, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * p_refill) >= 1
+    RETURNING b.tokens INTO v_tokens_left;
+    IF v_tokens_left IS NULL THEN
+        SELECT LEAST(p_capacity, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * p_refill)
+        INTO v_tokens_before
+        FROM chat_rate_limits b WHERE b.user_email = p_user AND b.action = p_action;
+        RETURN chat_write_outcome('rate_limited', v_tokens_before);
     END IF;
 
     -- A reply also changes its original (`reply_count`): two events.
@@ -157,7 +179,8 @@ BEGIN
     INSERT INTO chat_messages (id, room_id, seq, event_id, created_event, user_email, content,
                                client_id, reply_to, reply_to_seq, reply_to_user, reply_excerpt)
     VALUES (p_id, p_room, v_seq, v_event, v_event, p_user, p_content, p_client_id, p_reply_to,
-            v_parent_seq, v_parent_user, v_parent_excerpt);
+            v_parent_seq, v_parent_user, v_parent_excerpt)
+    RETURNING created_at INTO v_created;
 
     IF cardinality(p_files) > 0 THEN
         WITH moved AS (
@@ -166,13 +189,19 @@ BEGIN
             RETURNING u.id, u.object_key, u.file_name, u.content_type, u.size
         )
         INSERT INTO chat_message_files (id, message_id, object_key, file_name, content_type, size)
-        SELECT moved.id, p_id, moved.object_key, moved.file_name, moved.content_type, moved.size
+        SELECT moved.id, p_id, 'attached/' || moved.object_key, moved.file_name, moved.content_type,
+               moved.size
         FROM moved;
         GET DIAGNOSTICS v_attached = ROW_COUNT;
         IF v_attached <> cardinality(p_files) THEN
             -- An upload was attached by a concurrent send: this one fails whole.
             RAISE EXCEPTION 'invalid_upload' USING ERRCODE = 'CH400';
         END IF;
+        SELECT COALESCE(json_agg(json_build_object(
+                   'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                   'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+        INTO v_files
+        FROM chat_message_files f WHERE f.message_id = p_id;
     END IF;
 
     -- The author has read their own message.
@@ -183,8 +212,20 @@ BEGIN
     WHERE k.last_read_seq < EXCLUDED.last_read_seq;
 
     PERFORM pg_notify('chat_messages', p_room || ':' || v_event);
-    RETURN chat_write_message(p_id, p_user, v_token.tokens_left);
+    -- The message as written: a new one has no reactions (so none of the author's), no
+    -- replies, no edit and no tombstone.
+    RETURN ROW('ok', v_tokens_left, NULL, NULL,
+               p_id, p_room, v_seq, v_event, v_event, p_user, p_content, p_client_id, v_created,
+               NULL, NULL, '[]'::jsonb, '{}'::text[],
+               p_reply_to, v_parent_seq, v_parent_user, v_parent_excerpt, 0, v_files)::chat_write;
 END $$;
+
+-- Unicode's White_Space characters (what Rust's `char::is_whitespace` tests): an edit's
+-- content is blank by the same rule as a post's (`MessageContent::parse`, `str::trim`).
+CREATE FUNCTION chat_white_space() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT E'\u0009\u000A\u000B\u000C\u000D\u0020\u0085\u00A0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200A\u2028\u2029\u202F\u205F\u3000'
+$$;
 
 -- PATCH a message's content: the author only, not a tombstone; blank content only when it
 -- has files.
@@ -208,7 +249,7 @@ BEGIN
         RETURN chat_write_outcome('not_message_author');
     ELSIF v_message.deleted_at IS NOT NULL THEN
         RETURN chat_write_outcome('message_deleted');
-    ELSIF btrim(p_content, E' \t\n\r') = ''
+    ELSIF btrim(p_content, chat_white_space()) = ''
           AND NOT EXISTS (SELECT 1 FROM chat_message_files f WHERE f.message_id = p_id) THEN
         RETURN chat_write_outcome('content_required');
     END IF;

@@ -66,7 +66,7 @@ pub enum ObjectState {
 
 /// Where attached files are copied to. Keys under it are never presigned for a PUT
 /// ([`Storage::presign_put`] only signs [`Storage::object_key`]s, which start with `rooms/`).
-/// `chat_post` (migrations/20261201000003_attached_files.sql) writes the same expression,
+/// `chat_post` (migrations/20261201000002_log_writes.sql) writes the same expression,
 /// `'attached/' || object_key`, into `chat_message_files`.
 pub const ATTACHED_PREFIX: &str = "attached/";
 
