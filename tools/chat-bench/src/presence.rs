@@ -18,8 +18,9 @@ use super::{Ctx, sse};
 
 /// How long one signal may take before it counts as lost.
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a kill may take to show (the default PRESENCE_TTL_SECS is 45 s).
-const KILL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest a list change or a kill may take to show (the list is as of each server's
+/// last heartbeat, PRESENCE_HEARTBEAT_SECS = 15 s by default; PRESENCE_TTL_SECS is 45 s).
+const LIST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often `GET …/presence` is polled while waiting for it to change.
 const LIST_POLL: Duration = Duration::from_millis(25);
 
@@ -97,6 +98,35 @@ impl Watcher {
                 return Some(signal.at);
             }
         }
+    }
+}
+
+impl Watcher {
+    /// Waits for `event` with `status` from each of `users`, in any order; when each was
+    /// parsed (those heard within `timeout`).
+    async fn wait_all(
+        &mut self,
+        event: &str,
+        users: &[String],
+        status: &str,
+        timeout: Duration,
+    ) -> Vec<Instant> {
+        let until = tokio::time::Instant::now() + timeout;
+        let mut heard: HashMap<String, Instant> = HashMap::new();
+        while heard.len() < users.len() {
+            let Ok(Some(signal)) = tokio::time::timeout_at(until, self.events.recv()).await else {
+                break;
+            };
+            if signal.event != event || signal.data["status"] != status {
+                continue;
+            }
+            if let Some(user) = signal.data["user_email"].as_str()
+                && users.iter().any(|u| u == user)
+            {
+                heard.entry(user.to_owned()).or_insert(signal.at);
+            }
+        }
+        heard.into_values().collect()
     }
 }
 
@@ -230,14 +260,9 @@ async fn measure(ctx: &mut Ctx) -> anyhow::Result<()> {
         let started = Instant::now();
         let stream = sse::open(&a.api, &room, &token, None).await?;
         let user = email(&who);
-        let list = list_until(
-            &b.api,
-            &room,
-            &watcher_token,
-            started,
-            SIGNAL_TIMEOUT,
-            |l| l.contains(&user),
-        );
+        let list = list_until(&b.api, &room, &watcher_token, started, LIST_TIMEOUT, |l| {
+            l.contains(&user)
+        });
         let event = watcher.wait("presence", &user, Some("online"), SIGNAL_TIMEOUT);
         let (list, event) = tokio::join!(list, event);
         match event {
@@ -260,14 +285,9 @@ async fn measure(ctx: &mut Ctx) -> anyhow::Result<()> {
         let stream = joined.remove(&user);
         let started = Instant::now();
         drop(stream);
-        let list = list_until(
-            &b.api,
-            &room,
-            &watcher_token,
-            started,
-            SIGNAL_TIMEOUT * 3,
-            |l| !l.contains(&user),
-        );
+        let list = list_until(&b.api, &room, &watcher_token, started, LIST_TIMEOUT, |l| {
+            !l.contains(&user)
+        });
         let event = watcher.wait("presence", &user, Some("offline"), SIGNAL_TIMEOUT * 3);
         let (list, event) = tokio::join!(list, event);
         match event {
@@ -296,22 +316,18 @@ async fn measure(ctx: &mut Ctx) -> anyhow::Result<()> {
             .context("run kill")?;
         anyhow::ensure!(status.success(), "kill -KILL {pid} failed");
         drop(joined);
-        let list = list_until(&b.api, &room, &watcher_token, started, KILL_TIMEOUT, |l| {
+        let list = list_until(&b.api, &room, &watcher_token, started, LIST_TIMEOUT, |l| {
             users.iter().all(|u| !l.contains(u))
         });
         let events = async {
             let mut lat = Latency::default();
-            let mut lost = 0;
-            for user in &users {
-                match watcher
-                    .wait("presence", user, Some("offline"), KILL_TIMEOUT)
-                    .await
-                {
-                    Some(at) => lat.record(at - started),
-                    None => lost += 1,
-                }
+            let heard = watcher
+                .wait_all("presence", &users, "offline", LIST_TIMEOUT)
+                .await;
+            for at in &heard {
+                lat.record(*at - started);
             }
-            (lat, lost)
+            (lat, (users.len() - heard.len()) as u64)
         };
         let (list, (event_lat, lost)) = tokio::join!(list, events);
         let mut list_lat = Latency::default();
