@@ -87,6 +87,25 @@ export interface ReadEvent {
   last_read_seq: number;
 }
 
+/** Someone is typing in the room (`event: typing`); the typist's own streams get it too. */
+export interface TypingEvent {
+  user_email: string;
+  /** RFC 3339; stop showing "… is typing" after it unless another event comes. */
+  expires_at: string;
+}
+
+/** A user's first stream on the room opened, or their last one closed (debounced), on any
+ * instance (`event: presence`). */
+export interface PresenceEvent {
+  user_email: string;
+  status: "online" | "offline";
+}
+
+/** `presence`'s answer: who has an open stream on the room, on any instance, once each. */
+export interface PresenceList {
+  online: { user_email: string; since: string }[];
+}
+
 export interface MessagePage {
   /** Always ascending seq. */
   messages: Message[];
@@ -210,6 +229,12 @@ export interface SubscribeOptions {
   onDelete?: (tombstone: Message) => void;
   /** This user's read mark moved in some room (any room: every stream of theirs gets it). */
   onRead?: (read: ReadEvent) => void;
+  /** Someone (perhaps this user: filter by `user_email`) is typing; at most one a second
+   * per user. Never replayed on resume. */
+  onTyping?: (typing: TypingEvent) => void;
+  /** Someone came online or went offline in the room. Take the starting list from
+   * `presence(room)`; this tells the changes after it. Never replayed on resume. */
+  onPresence?: (presence: PresenceEvent) => void;
   /** The client fell too far behind: reload with `listMessages`. */
   onReset?: (info: ResetInfo) => void;
   /** The stream is open (first time and after each reconnect). */
@@ -289,6 +314,11 @@ export interface ChatClient {
   /** Presigns, PUTs the file with the returned headers, and returns the upload id. */
   uploadFile(room: string, file: Blob, options?: UploadOptions): Promise<string>;
   subscribe(room: string, options: SubscribeOptions): Subscription;
+  /** Tells the room the caller is typing. Call it on every keystroke: it calls the API at
+   * most once a second per room, and resolves `false` when it did not. */
+  sendTyping(room: string, options?: { signal?: AbortSignal }): Promise<boolean>;
+  /** Who is online in the room now, on any instance. */
+  presence(room: string, options?: { signal?: AbortSignal }): Promise<PresenceList>;
   listMembers(room: string, options?: { signal?: AbortSignal }): Promise<MemberList>;
   addMember(room: string, email: string, options?: { signal?: AbortSignal }): Promise<Member>;
   removeMember(room: string, email: string, options?: { signal?: AbortSignal }): Promise<void>;

@@ -11,7 +11,11 @@
 //     onUpdate: render,             // an edit, a reaction change, a new reply (full state)
 //     onDelete: render,             // the tombstone
 //     onRead: ({ room_id, last_read_seq }) => clearBadge(room_id, last_read_seq),
+//     onTyping: ({ user_email, expires_at }) => showTyping(user_email, expires_at),
+//     onPresence: ({ user_email, status }) => markOnline(user_email, status === "online"),
 //   });
+//   const { online } = await chat.presence("general");   // who is online now
+//   input.oninput = () => chat.sendTyping("general");      // at most one call a second
 //   await chat.postMessage("general", { content: "hello" });
 //   const secret = await chat.createRoom({ name: "Plans", visibility: "private" }); // id generated
 
@@ -24,6 +28,8 @@
 const UNSAFE_HEADERS = new Set(["content-length", "host", "connection"]);
 /** `EventSource.CLOSED`: it gave up (a non-200 answer or a wrong content type). */
 const CLOSED = 2;
+/** `sendTyping` calls the API at most this often per room, as the server sends at most. */
+const TYPING_EVERY_MS = 1000;
 
 /** Every failure: `status` 0 and code `network_error` when no HTTP answer came. */
 export class ChatApiError extends Error {
@@ -117,6 +123,9 @@ export const createClient = (options = {}) => {
   const getToken = options.getToken ?? (() => null);
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   const minDelay = options.reconnectDelayMs?.min ?? 1000;
+  /** When `sendTyping` last called the API, per room (ms since the epoch). */
+  /** @type {Map<string, number>} */
+  const typingSentAt = new Map();
   const maxDelay = options.reconnectDelayMs?.max ?? 30000;
 
   /**
@@ -335,8 +344,24 @@ export const createClient = (options = {}) => {
       return upload.id;
     },
 
+    // Called on every keystroke, it still calls the API at most once a second per room
+    // (the server's limit too): resolves `true` when it called, `false` when throttled.
+    async sendTyping(room, { signal } = {}) {
+      const now = Date.now();
+      const last = typingSentAt.get(room);
+      if (last !== undefined && now - last < TYPING_EVERY_MS) return false;
+      typingSentAt.set(room, now);
+      await request("POST", `/api/rooms/${enc(room)}/typing`, { signal });
+      return true;
+    },
+
+    presence(room, { signal } = {}) {
+      return request("GET", `/api/rooms/${enc(room)}/presence`, { signal });
+    },
+
     subscribe(room, subscription = /** @type {any} */ ({})) {
-      const { onMessage, onUpdate, onDelete, onRead, onReset, onOpen, onError, lastSeq } = subscription;
+      const { onMessage, onUpdate, onDelete, onRead, onTyping, onPresence, onReset, onOpen, onError, lastSeq } =
+        subscription;
       /** @type {import("./chat-client.js").EventSourceConstructor | undefined} */
       const ES = options.EventSource ?? /** @type {any} */ (globalThis).EventSource;
       if (!ES) throw new Error("No EventSource here: pass one to createClient({ EventSource }).");
@@ -432,6 +457,10 @@ export const createClient = (options = {}) => {
         // A read mark moved (this user's, in any room: another tab, or their own post). It
         // has no id of its own, so it never moves the resume point.
         es.addEventListener("read", (event) => onRead?.(JSON.parse(event.data)));
+        // Ephemeral, no id either: never replayed, never moving the resume point. The
+        // typist's own streams get their typing too; the caller filters by user_email.
+        es.addEventListener("typing", (event) => onTyping?.(JSON.parse(event.data)));
+        es.addEventListener("presence", (event) => onPresence?.(JSON.parse(event.data)));
         es.addEventListener("reset", (event) => {
           const data = JSON.parse(event.data);
           /** @type {number} */

@@ -23,6 +23,8 @@ const state = {
   rooms: new Map(), // room id → Room (with last_read_seq and unread)
   roomButtons: new Map(), // room id → its <button> in the list
   composing: null, // {kind: "edit" | "reply", message} while the composer edits or replies
+  online: new Set(), // who has a stream open on the room (any instance)
+  typing: new Map(), // email → the timer that hides "… is typing"
 };
 
 /** ASCII lower-casing, as the server compares emails. */
@@ -377,6 +379,69 @@ $("older").onclick = () =>
     scroller.scrollTop = scroller.scrollHeight - fromBottom; // keep the view where it was
   });
 
+// ---- presence and typing ------------------------------------------------------------
+
+function renderOnline() {
+  const list = $("online");
+  list.replaceChildren(
+    ...[...state.online].sort().map((email) => {
+      const item = document.createElement("li");
+      item.textContent = email;
+      item.title = email;
+      return item;
+    }),
+  );
+  $("online-title").hidden = state.online.size === 0;
+}
+
+function renderTyping() {
+  const names = [...state.typing.keys()].sort();
+  $("typing").textContent =
+    names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+}
+
+/** Someone else is typing until `expires_at` (or until their message arrives). */
+function typingHeard({ user_email, expires_at }) {
+  if (session && sameEmail(user_email, session.email)) return; // our own, echoed
+  clearTimeout(state.typing.get(user_email));
+  // The server's clock says when; bounded, so a skewed clock neither hides it at once nor
+  // shows it for ever.
+  const ms = Math.min(Math.max(Date.parse(expires_at) - Date.now(), 1000), 6000);
+  state.typing.set(
+    user_email,
+    setTimeout(() => {
+      state.typing.delete(user_email);
+      renderTyping();
+    }, ms),
+  );
+  renderTyping();
+}
+
+function typingStopped(email) {
+  if (!state.typing.has(email)) return;
+  clearTimeout(state.typing.get(email));
+  state.typing.delete(email);
+  renderTyping();
+}
+
+function clearPresence() {
+  for (const timer of state.typing.values()) clearTimeout(timer);
+  state.typing.clear();
+  state.online.clear();
+  renderTyping();
+  renderOnline();
+}
+
+/**
+ * A stream (re)opened: it starts with an `online` for everyone else already there, then
+ * tells the changes, so the list starts over from ourselves on every open (nothing missed
+ * while reconnecting is replayed). `chat.presence(room)` gives the same list by request.
+ */
+function presenceReset() {
+  state.online = new Set(session ? [session.email] : []);
+  renderOnline();
+}
+
 function setStatus(text, stateName) {
   $("status").textContent = text;
   $("status").dataset.state = stateName;
@@ -387,6 +452,7 @@ async function openRoom(id) {
   state.subscription = null;
   setStatus("connecting…", "connecting");
   if (state.room !== id) compose(null);
+  clearPresence();
   state.room = id;
   location.hash = `room=${encodeURIComponent(id)}`;
   $("room-title").textContent = id;
@@ -401,6 +467,7 @@ async function openRoom(id) {
   // reactions and deletes are all upserts.
   const live = (message) => {
     addMessages([message]);
+    typingStopped(message.user_email);
     if (!mine(message) && !message.deleted_at) {
       const room = state.rooms.get(id);
       if (room && message.seq > room.last_seq) room.last_seq = message.seq;
@@ -412,11 +479,23 @@ async function openRoom(id) {
   state.subscription = chat.subscribe(id, {
     lastSeq: page.messages.at(-1)?.seq ?? 0,
     lastEventId: page.last_event_id,
-    onOpen: () => setStatus("live", "live"),
+    onOpen: () => {
+      setStatus("live", "live");
+      presenceReset();
+    },
     onMessage: live,
     onUpdate: (message) => addMessages([message]),
     onDelete: (tombstone) => addMessages([tombstone]),
     onRead: ({ room_id, last_read_seq }) => readMoved(room_id, last_read_seq),
+    onTyping: typingHeard,
+    onPresence: ({ user_email, status }) => {
+      if (status === "online") state.online.add(user_email);
+      else {
+        state.online.delete(user_email);
+        typingStopped(user_email);
+      }
+      renderOnline();
+    },
     onReset: () => guard(loadLatest),
     onError: (_err, retryInMs) => setStatus(`reconnecting in ${Math.round(retryInMs / 1000)} s…`, "reconnecting"),
   });
@@ -467,6 +546,13 @@ $("composer").onsubmit = (event) => {
       $("progress").hidden = true;
     }
   });
+};
+
+// The client calls the API at most once a second per room, however fast the keys.
+$("text").oninput = () => {
+  if (state.room && $("text").value.trim() && state.composing?.kind !== "edit") {
+    chat.sendTyping(state.room).catch(() => {}); // best effort: typing is ephemeral
+  }
 };
 
 // ---- start --------------------------------------------------------------------------

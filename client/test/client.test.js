@@ -249,6 +249,108 @@ describe("subscribe", () => {
   });
 });
 
+describe("typing and presence", () => {
+  test("a subscriber hears another user come online, type and go offline; presence lists both", async () => {
+    const ana = await signedIn();
+    const bo = await signedIn();
+    const room = unique("room");
+    await ana.client.createRoom({ id: room });
+    /** @type {import("../chat-client.js").PresenceEvent[]} */
+    const heard = [];
+    /** @type {import("../chat-client.js").TypingEvent[]} */
+    const typing = [];
+    let opened = 0;
+    const watching = bo.client.subscribe(room, {
+      onOpen: () => opened++,
+      onPresence: (p) => heard.push(p),
+      onTyping: (t) => typing.push(t),
+    });
+    let anaOpened = 0;
+    /** @type {import("../chat-client.js").PresenceEvent[]} */
+    const anaHeard = [];
+    await until(() => opened > 0, 5000, "Bo's stream to open");
+    const ana_ = ana.client.subscribe(room, {
+      onOpen: () => anaOpened++,
+      onPresence: (p) => anaHeard.push(p),
+    });
+    try {
+      await until(() => anaOpened > 0, 5000, "Ana's stream to open");
+      // Ana's stream opens with who was there already.
+      await until(() => anaHeard.length > 0, 5000, "Ana's opening list");
+      assert.deepEqual(anaHeard[0], { user_email: bo.email, status: "online" });
+      await until(
+        () => heard.some((p) => p.user_email === ana.email && p.status === "online"),
+        5000,
+        "Ana online",
+      );
+      // The list is as of each instance's last heartbeat: Ana shows within one.
+      /** @type {string[]} */
+      let listed = [];
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        listed = (await bo.client.presence(room)).online.map((o) => o.user_email).sort();
+        if (listed.length === 2) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.deepEqual(listed, [ana.email, bo.email].sort());
+      assert.equal(await ana.client.sendTyping(room), true);
+      assert.equal(await ana.client.sendTyping(room), false, "throttled client-side");
+      // Typing is never replayed: one sent while Bo's stream reconnects (every
+      // STREAM_MAX_SECONDS under run.sh) is lost, so Ana keeps typing, as a person would.
+      for (let i = 0; i < 6 && !typing.some((t) => t.user_email === ana.email); i++) {
+        await until(() => typing.some((t) => t.user_email === ana.email), 1100, "Ana typing").catch(() => {});
+        await ana.client.sendTyping(room);
+      }
+      assert.ok(typing.some((t) => t.user_email === ana.email), "Bo heard Ana typing");
+      assert.ok(Date.parse(typing[0].expires_at) > Date.now());
+      ana_.close();
+      // Offline after the 3 s debounce; an event sent while Bo's stream reconnects is lost
+      // (never replayed), and then the list (as of the next heartbeat) says it.
+      const offline = () => heard.some((p) => p.user_email === ana.email && p.status === "offline");
+      const offBy = Date.now() + 30_000;
+      while (!offline() && Date.now() < offBy) {
+        const { online } = await bo.client.presence(room);
+        if (!online.some((o) => o.user_email === ana.email)) break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      assert.ok(Date.now() < offBy, "Ana went offline");
+    } finally {
+      watching.close();
+      ana_.close();
+    }
+  });
+
+  test("an outsider's presence and typing are a 404", async () => {
+    const owner = await signedIn();
+    const outsider = await signedIn();
+    const room = unique("room");
+    await owner.client.createRoom({ id: room, visibility: "private" });
+    await assert.rejects(outsider.client.presence(room), { status: 404, code: "room_not_found" });
+    await assert.rejects(outsider.client.sendTyping(room), { status: 404, code: "room_not_found" });
+  });
+});
+
+describe("sendTyping, against a scripted fetch", () => {
+  test("calls the API at most once a second per room", async () => {
+    /** @type {string[]} */
+    const calls = [];
+    const client = createClient({
+      fetch: async (input, init) => {
+        calls.push(`${init?.method} ${input}`);
+        return new Response(null, { status: 204 });
+      },
+    });
+    const sent = [];
+    for (let i = 0; i < 5; i++) sent.push(await client.sendTyping("general"));
+    sent.push(await client.sendTyping("other"));
+    assert.deepEqual(sent, [true, false, false, false, false, true]);
+    assert.deepEqual(calls, ["POST /api/rooms/general/typing", "POST /api/rooms/other/typing"]);
+    await new Promise((resolve) => setTimeout(resolve, 1050));
+    assert.equal(await client.sendTyping("general"), true);
+    assert.equal(calls.length, 3);
+  });
+});
+
 describe("subscribe, against a scripted EventSource", () => {
   /**
    * A fetch for the client's probes of the stream URL: records each and answers `answer()`.

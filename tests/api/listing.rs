@@ -246,6 +246,7 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind(vec![ALICE.to_owned()])
                 .bind(vec![Utc::now()])
                 .bind(45.0_f64)
+                .bind(vec![ROOM.to_owned(), "bulk-7".to_owned()])
         }),
         ("NOTIFY_TYPING", rooms::NOTIFY_TYPING, |q| {
             q.bind(ROOM).bind(ALICE).bind("{}")

@@ -304,6 +304,13 @@ async fn typing_and_presence_cross_instances_on_one_database() {
     bob.next(WAIT).await.unwrap();
     let mut alice = RawStream::open_as(&one, ALICE, "general", "", None).await;
     alice.next(WAIT).await.unwrap();
+    // Bob's stream hears Alice come online on the other instance (the notification).
+    let joined = next_named(&mut bob, "presence").await;
+    assert_eq!(joined.id, None);
+    assert_eq!(
+        joined.json(),
+        json!({"user_email": ALICE, "status": "online"})
+    );
     online_becomes(&two, "general", &[ALICE, BOB], WAIT).await;
     online_becomes(&one, "general", &[ALICE, BOB], WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -324,7 +331,265 @@ async fn typing_and_presence_cross_instances_on_one_database() {
     );
     one.send("general", "after typing").await;
     next_named(&mut bob, "message").await;
-    // Alice's instance goes away: her entry is gone from the other's list.
+    // A second tab of Alice's on the second instance: nobody is told anything.
+    let mut tab = RawStream::open_as(&two, ALICE, "general", "", None).await;
+    tab.next(WAIT).await.unwrap();
+    one.send("general", "second tab").await;
+    next_named(&mut bob, "message").await;
+    // Her first instance's stream closes: she is still online through the second.
     drop(alice);
-    online_becomes(&two, "general", &[BOB], Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    one.send("general", "still online").await;
+    next_named(&mut bob, "message").await;
+    online_becomes(&one, "general", &[ALICE, BOB], WAIT).await;
+    // Her last stream closes: offline, once, after the debounce.
+    drop(tab);
+    let left = next_named(&mut bob, "presence").await;
+    assert_eq!(
+        left.json(),
+        json!({"user_email": ALICE, "status": "offline"})
+    );
+    online_becomes(&one, "general", &[BOB], Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn presence_events_cross_instances_through_the_heartbeat_with_polling_only() {
+    let database_url = fresh_database().await;
+    let polling = || async {
+        let s3 = EmbeddedS3::start("chat-test", None).expect("start S3");
+        let mut config = base_config(&database_url, &s3);
+        fast_presence(&mut config);
+        TestApp::serve(config, database_url.clone(), s3).await
+    };
+    let one = polling().await;
+    let two = polling().await;
+    assert!(!one.app.hub.wakeup_on());
+    one.room("general").await;
+    let mut bob = RawStream::open_as(&two, BOB, "general", "", None).await;
+    bob.next(WAIT).await.unwrap();
+    // Bob's instance has read the others once (silently) before Alice arrives.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let alice = RawStream::open_as(&one, ALICE, "general", "", None).await;
+    // Within two heartbeats: hers writes, Bob's reads.
+    let joined = next_named(&mut bob, "presence").await;
+    assert_eq!(
+        joined.json(),
+        json!({"user_email": ALICE, "status": "online"})
+    );
+    // The 3 s debounce, her instance's next write, then Bob's instance's next read.
+    drop(alice);
+    let left = bob
+        .next_signal(Duration::from_secs(10))
+        .await
+        .expect("stream open");
+    assert_eq!(left.event.as_deref(), Some("presence"), "{left:?}");
+    assert_eq!(
+        left.json(),
+        json!({"user_email": ALICE, "status": "offline"})
+    );
+}
+
+/// A `dev-server` process on `database_url` (every route, the wake-up on, presence fast),
+/// killed on drop. The binary is `DEV_SERVER_BIN`, else the one beside this test's
+/// (`target/debug/dev-server`), built once with Cargo when missing.
+struct ServerProcess {
+    child: std::process::Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev_server_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("DEV_SERVER_BIN").filter(|b| !b.is_empty()) {
+            return bin.into();
+        }
+        // target/debug/deps/api-… → target/debug/dev-server
+        let exe = std::env::current_exe().expect("test binary path");
+        let bin = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .join("dev-server");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "chat-dev", "--bin", "dev-server"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p chat-dev --bin dev-server");
+        assert!(bin.is_file(), "no {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+impl ServerProcess {
+    async fn start(database_url: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new(dev_server_bin())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("DATABASE_URL", database_url)
+            .env("DATABASE_URL_UNPOOLED", database_url)
+            .env("AUTH_JWT_SECRET", "test-secret")
+            .env("STREAM_POLL_MS", "100")
+            .env("PRESENCE_HEARTBEAT_SECS", "1")
+            .env("PRESENCE_TTL_SECS", "3")
+            .env("RATE_LIMIT_POSTS", "off")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn dev-server");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let until = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = server.client.get(server.url("/api/health")).send().await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "dev-server did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn token(&self, email: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/dev/token"))
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn stream(&self, email: &str, room: &str) -> RawStream {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/rooms/{room}/stream")))
+            .bearer_auth(self.token(email).await)
+            .send()
+            .await
+            .unwrap();
+        let mut stream = RawStream::from_response(response);
+        stream.next(WAIT).await.unwrap(); // retry:
+        stream
+    }
+
+    async fn online(&self, room: &str) -> Vec<String> {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/rooms/{room}/presence")))
+            .bearer_auth(self.token(BOB).await)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["online"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["user_email"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn online_becomes(&self, room: &str, expected: &[&str], within: Duration) {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            let now = self.online(room).await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "presence is {now:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_server_processes_share_presence_and_typing_and_a_killed_ones_users_go_offline() {
+    let database_url = fresh_database().await;
+    let (one, two) = tokio::join!(
+        ServerProcess::start(&database_url),
+        ServerProcess::start(&database_url)
+    );
+    let created = one
+        .client
+        .post(one.url("/api/rooms"))
+        .bearer_auth(one.token(ALICE).await)
+        .json(&json!({"id": "general"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let mut bob = two.stream(BOB, "general").await;
+    // Alice streams through the first process: the second lists her and tells Bob.
+    let _alice = one.stream(ALICE, "general").await;
+    let joined = next_named(&mut bob, "presence").await;
+    assert_eq!(
+        joined.json(),
+        json!({"user_email": ALICE, "status": "online"})
+    );
+    two.online_becomes("general", &[ALICE, BOB], WAIT).await;
+    // Typing sent to the first reaches Bob on the second.
+    let typed = one
+        .client
+        .post(one.url("/api/rooms/general/typing"))
+        .bearer_auth(one.token(ALICE).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typed.status(), StatusCode::NO_CONTENT);
+    let event = next_named(&mut bob, "typing").await;
+    assert_eq!(event.id, None);
+    assert_eq!(event.json()["user_email"], ALICE);
+    // SIGKILL the first: nothing says goodbye; Alice's entry lapses after PRESENCE_TTL_SECS
+    // (3 s), and the second's next heartbeat (1 s) reads her gone.
+    let mut one = one;
+    one.child.kill().expect("SIGKILL");
+    let killed = tokio::time::Instant::now();
+    let left = bob
+        .next_signal(Duration::from_secs(10))
+        .await
+        .expect("stream open");
+    assert_eq!(left.event.as_deref(), Some("presence"), "{left:?}");
+    assert_eq!(
+        left.json(),
+        json!({"user_email": ALICE, "status": "offline"})
+    );
+    let took = killed.elapsed();
+    assert!(
+        took <= Duration::from_secs(3 + 2 + 1),
+        "offline after {took:?}"
+    );
+    two.online_becomes("general", &[BOB], Duration::from_secs(1))
+        .await;
+    eprintln!("offline {took:?} after SIGKILL");
 }

@@ -354,3 +354,79 @@ test("two users converse: a reply with a quote, reactions, an edit, a delete, un
 
   assert.deepEqual([...a.problems, ...b.problems], [], "no page errors");
 });
+
+test("presence and typing: B sees A online, sees A typing, and sees A leave", async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const room = `here-${suffix}`;
+  const other = `here-other-${suffix}`;
+  const alice = `alice-${suffix}@example.com`;
+  const bob = `bob-${suffix}@example.com`;
+  const a = await userPage(alice);
+  const b = await userPage(bob);
+  for (const id of [other, room]) {
+    await a.page.fill("#room-id", id);
+    await a.page.click("#new-room button[type=submit]");
+    await waitLive(a.page, id);
+  }
+  await b.page.reload();
+  await b.page.click(`#rooms button[data-room="${room}"]`);
+  await waitLive(b.page, room);
+
+  // Both are listed online on both pages.
+  const online = (page) => page.locator("#online li");
+  for (const page of [a.page, b.page]) {
+    for (const email of [alice, bob]) {
+      await online(page).filter({ hasText: email }).waitFor({ timeout: 10_000 });
+    }
+  }
+
+  // A types (key by key: the client sends at most one call a second); B sees it, A does not
+  // see their own.
+  const typingCalls = [];
+  a.page.on("request", (r) => {
+    if (r.url().endsWith("/typing")) typingCalls.push(r.url());
+  });
+  // Typing is never replayed: one sent while B's stream reconnects (every
+  // STREAM_MAX_SECONDS here) is lost, so A keeps typing, as a person would.
+  const typedUntilSeen = async (text) => {
+    for (let attempt = 0; attempt < 6; attempt++) {
+      await a.page.locator("#text").pressSequentially(text, { delay: 20 });
+      const shown = await b.page
+        .waitForFunction((who) => document.getElementById("typing")?.textContent === `${who} is typing…`, alice, {
+          timeout: 1500,
+        })
+        .then(() => true, () => false);
+      if (shown) return;
+    }
+    assert.fail("B never saw A typing");
+  };
+  const started = Date.now();
+  await typedUntilSeen("hello there");
+  assert.equal(await a.page.textContent("#typing"), "");
+  const seconds = (Date.now() - started) / 1000;
+  assert.ok(
+    typingCalls.length >= 1 && typingCalls.length <= Math.ceil(seconds) + 1,
+    `${typingCalls.length} typing calls in ${seconds} s`,
+  );
+  await b.page.screenshot({ path: `${ARTIFACTS}e2e-typing-bob.png` });
+  // Sending the message clears it at once on B's side.
+  await a.page.click("#send");
+  await seen(b.page, "hello there", 5000);
+  assert.equal(await b.page.textContent("#typing"), "");
+
+  // A types again and stops: it hides by itself after expires_at (5 s).
+  await a.page.waitForTimeout(1100);
+  await typedUntilSeen("x");
+  await b.page.waitForFunction(() => document.getElementById("typing")?.textContent === "", undefined, {
+    timeout: 8000,
+  });
+
+  // A goes to the other room: after the 3 s debounce B sees A offline.
+  await a.page.click(`#rooms button[data-room="${other}"]`);
+  await waitLive(a.page, other);
+  await online(b.page).filter({ hasText: alice }).waitFor({ state: "detached", timeout: 10_000 });
+  assert.equal(await online(b.page).count(), 1);
+
+  assert.deepEqual([...a.problems, ...b.problems], [], "no page errors");
+});

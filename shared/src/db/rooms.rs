@@ -269,7 +269,11 @@ pub async fn private_readers(
 
 /// An instance's presence heartbeat, one statement: upserts every (room, user) pair it
 /// holds a stream for (`$2`, `$3`, with `since` in `$4`) to expire `$5` seconds from now,
-/// deletes its own pairs it no longer holds, and sweeps other instances' expired rows.
+/// deletes its own pairs it no longer holds, sweeps other instances' expired rows, and
+/// returns the other instances' live entries on the rooms it watches (`$6`), so the hub
+/// learns who joined or left elsewhere without a statement of its own. The read sees the
+/// table as it was before this statement's writes, which touch only this instance's rows
+/// and expired ones.
 pub const PRESENCE_HEARTBEAT: &str = r#"
     WITH held AS (
         SELECT h.room_id, h.user_email, h.since
@@ -280,30 +284,61 @@ pub const PRESENCE_HEARTBEAT: &str = r#"
                AND NOT EXISTS (SELECT 1 FROM held h
                                WHERE h.room_id = p.room_id AND h.user_email = p.user_email))
            OR (p.instance_id <> $1 AND p.expires_at < now())
+    ), written AS (
+        INSERT INTO chat_presence (room_id, user_email, instance_id, since, expires_at)
+        SELECT h.room_id, h.user_email, $1, h.since, now() + make_interval(secs => $5)
+        FROM held h
+        ON CONFLICT (room_id, user_email, instance_id)
+        DO UPDATE SET expires_at = excluded.expires_at
     )
-    INSERT INTO chat_presence (room_id, user_email, instance_id, since, expires_at)
-    SELECT h.room_id, h.user_email, $1, h.since, now() + make_interval(secs => $5)
-    FROM held h
-    ON CONFLICT (room_id, user_email, instance_id)
-    DO UPDATE SET expires_at = excluded.expires_at
+    SELECT p.room_id, p.user_email, p.instance_id
+    FROM chat_presence p
+    WHERE p.room_id = ANY($6::text[]) AND p.instance_id <> $1 AND p.expires_at > now()
 "#;
 
-/// Writes this instance's presence: see [`PRESENCE_HEARTBEAT`].
+/// One live presence entry of another instance: (room, user, instance).
+pub type PresenceEntry = (String, String, String);
+
+/// Writes this instance's presence and reads the others' on `watched`: see
+/// [`PRESENCE_HEARTBEAT`].
 pub async fn presence_heartbeat(
     db: impl PgExecutor<'_>,
     instance: &str,
     held: &[(String, String, DateTime<Utc>)],
     ttl: std::time::Duration,
-) -> sqlx::Result<()> {
+    watched: &[String],
+) -> sqlx::Result<Vec<PresenceEntry>> {
     let rooms: Vec<&str> = held.iter().map(|(r, _, _)| r.as_str()).collect();
     let users: Vec<&str> = held.iter().map(|(_, u, _)| u.as_str()).collect();
     let since: Vec<DateTime<Utc>> = held.iter().map(|(_, _, s)| *s).collect();
-    sqlx::query(PRESENCE_HEARTBEAT)
+    sqlx::query_as(PRESENCE_HEARTBEAT)
         .bind(instance)
         .bind(rooms)
         .bind(users)
         .bind(since)
         .bind(ttl.as_secs_f64())
+        .bind(watched)
+        .fetch_all(db)
+        .await
+}
+
+/// Tells every instance's LISTEN connection of presence changes here, one notification per
+/// (`$1` room, `$2` JSON) pair: `presence:<room>:<json>` on `chat_messages`. Never written
+/// anywhere.
+pub const NOTIFY_PRESENCE: &str = r#"
+    SELECT count(pg_notify('chat_messages', 'presence:' || c.room_id || ':' || c.data))
+    FROM unnest($1::text[], $2::text[]) AS c(room_id, data)
+"#;
+
+pub async fn notify_presence(
+    db: impl PgExecutor<'_>,
+    changes: &[(String, String)],
+) -> sqlx::Result<()> {
+    let rooms: Vec<&str> = changes.iter().map(|(r, _)| r.as_str()).collect();
+    let data: Vec<&str> = changes.iter().map(|(_, d)| d.as_str()).collect();
+    sqlx::query(NOTIFY_PRESENCE)
+        .bind(rooms)
+        .bind(data)
         .execute(db)
         .await?;
     Ok(())

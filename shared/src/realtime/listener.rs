@@ -1,5 +1,6 @@
 //! The NOTIFY wake-up: one direct connection per process LISTENs on `chat_messages` and
-//! wakes the hub for the room a post names, and hands it the typing events sent there. LISTEN needs a session, so this uses
+//! wakes the hub for the room a post names, and hands it the typing and presence events
+//! sent there. LISTEN needs a session, so this uses
 //! `DATABASE_URL_UNPOOLED`; polling stays on as the safety net for notifications lost
 //! while reconnecting.
 
@@ -49,6 +50,7 @@ async fn session(
             Some(notification) => match parse_payload(notification.payload()) {
                 Some(Payload::Advanced(room, seq)) => hub.notified(room, seq),
                 Some(Payload::Typing(room, data)) => hub.typed(room, data),
+                Some(Payload::Presence(room, data)) => hub.heard_presence(room, data),
                 None => {}
             },
             // The connection dropped; sqlx reconnected and re-LISTENed.
@@ -68,6 +70,9 @@ enum Payload<'a> {
     /// `typing:room:{json}`, as `POST /api/rooms/{room}/typing` sends it (room ids have no
     /// `:`). Never in the log.
     Typing(&'a str, &'a str),
+    /// `presence:room:{json}`, as another instance's hub sends it when a user's first
+    /// stream there opened or their last closed (debounced).
+    Presence(&'a str, &'a str),
 }
 
 fn parse_payload(payload: &str) -> Option<Payload<'_>> {
@@ -77,6 +82,12 @@ fn parse_payload(payload: &str) -> Option<Payload<'_>> {
         .and_then(|rest| rest.split_once(':'))
     {
         return Some(Payload::Typing(room, data));
+    }
+    if let Some((room, data)) = payload
+        .strip_prefix("presence:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        return Some(Payload::Presence(room, data));
     }
     let (room, seq) = payload.rsplit_once(':')?;
     Some(Payload::Advanced(room, seq.parse().ok()?))
@@ -95,6 +106,14 @@ mod tests {
         assert_eq!(
             parse_payload(r#"typing:general:{"user_email":"a@b.c"}"#),
             Some(Payload::Typing("general", r#"{"user_email":"a@b.c"}"#))
+        );
+        assert_eq!(
+            parse_payload(r#"presence:general:{"status":"online"}"#),
+            Some(Payload::Presence("general", r#"{"status":"online"}"#))
+        );
+        assert_eq!(
+            parse_payload("presence:7"),
+            Some(Payload::Advanced("presence", 7))
         );
         assert_eq!(
             parse_payload("typing:7"),

@@ -90,6 +90,46 @@ struct RoomFeed {
     since: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// Users whose last stream closed, with the token of the offline announcement pending.
     leaving: HashMap<String, u64>,
+    /// Who is present through other instances, and through which: from the last
+    /// heartbeat's read of `chat_presence`, and the `presence:` notifications since.
+    remote: HashMap<String, HashMap<String, Remote>>,
+    /// (user, instance) pairs another instance said went offline, whose rows its next
+    /// heartbeat deletes: a read in between does not bring them back.
+    gone: HashMap<(String, String), Instant>,
+    /// The users this room's subscribers were last told are online (here or elsewhere).
+    told: HashSet<String>,
+    /// Whether a heartbeat has read the room's other instances yet: until then a leave
+    /// announced from elsewhere is told even of a user these streams were not told of.
+    synced: bool,
+}
+
+/// A (room, user) pair present here, since when: one entry of this instance's heartbeat.
+type Held = (String, String, chrono::DateTime<chrono::Utc>);
+
+/// A user's presence through another instance.
+struct Remote {
+    /// Seen in a heartbeat's read (not only announced by a notification).
+    confirmed: bool,
+    /// When it was last seen or announced.
+    heard: Instant,
+}
+
+impl RoomFeed {
+    fn present(&self, user: &str) -> bool {
+        self.since.contains_key(user) || self.remote.contains_key(user)
+    }
+
+    /// Tells the room's subscribers `user` came online or went offline, if that differs
+    /// from what they were last told.
+    fn settle(&mut self, user: &str) {
+        if self.present(user) {
+            if self.told.insert(user.to_owned()) {
+                let _ = self.sender.send(presence_event(user, "online"));
+            }
+        } else if self.told.remove(user) {
+            let _ = self.sender.send(presence_event(user, "offline"));
+        }
+    }
 }
 
 /// The per-process hub. Cheap to clone.
@@ -123,6 +163,9 @@ pub(crate) struct HubInner {
     typing_heard: Mutex<HashMap<(String, String), Instant>>,
     /// A (room, user) pair became present here: the presence writer may be waiting.
     presence_changed: Notify,
+    /// `presence:` notifications waiting for [`announce_loop`]: (room, JSON).
+    announcements: Mutex<Vec<(String, String)>>,
+    announce_wake: Notify,
     leave_tokens: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
@@ -153,6 +196,8 @@ impl Hub {
             typing_sent: Mutex::new(HashMap::new()),
             typing_heard: Mutex::new(HashMap::new()),
             presence_changed: Notify::new(),
+            announcements: Mutex::new(Vec::new()),
+            announce_wake: Notify::new(),
             leave_tokens: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
         }))
@@ -167,13 +212,18 @@ impl Hub {
     /// room new to the hub starts its cursor there, so every later change is broadcast and
     /// every earlier one is in the caller's own catch-up read, and every later membership
     /// change is announced. [`Hub::leave`] undoes it.
+    ///
+    /// Also returns who else is online in the room as this process knows it (its own
+    /// streams at once; other instances' from its last heartbeat read and the notifications
+    /// since), taken under the same lock as the feed: the stream opens with an `online` for
+    /// each, and every later change comes on the feed.
     pub fn register(
         &self,
         room: &str,
         user: &str,
         known_last_event: i64,
         members_version: i64,
-    ) -> broadcast::Receiver<Arc<Delivery>> {
+    ) -> (broadcast::Receiver<Arc<Delivery>>, Vec<String>) {
         self.start();
         let mut rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let feed = rooms.entry(room.to_owned()).or_insert_with(|| RoomFeed {
@@ -183,6 +233,10 @@ impl Hub {
             users: HashMap::new(),
             since: HashMap::new(),
             leaving: HashMap::new(),
+            remote: HashMap::new(),
+            gone: HashMap::new(),
+            told: HashSet::new(),
+            synced: false,
         });
         let count = feed.users.entry(user.to_owned()).or_insert(0);
         *count += 1;
@@ -190,11 +244,14 @@ impl Hub {
             // Back within the debounce (a reconnect): no announcement either way.
             if feed.leaving.remove(user).is_none() {
                 feed.since.insert(user.to_owned(), chrono::Utc::now());
-                let _ = feed.sender.send(presence_event(user, "online"));
+                feed.settle(user);
+                self.0.announce(room, user, "online");
                 self.0.presence_changed.notify_one();
             }
         }
-        feed.sender.subscribe()
+        let mut online: Vec<String> = feed.told.iter().filter(|u| *u != user).cloned().collect();
+        online.sort();
+        (feed.sender.subscribe(), online)
     }
 
     /// `user`'s stream on `room` ended. Their last one: unless they are back within
@@ -286,6 +343,7 @@ impl Hub {
             tokio::spawn(presence_loop(self.0.clone()));
             if let Some(url) = self.0.unpooled_url.clone() {
                 tokio::spawn(listener::listen(self.0.clone(), url));
+                tokio::spawn(announce_loop(self.0.clone()));
             }
         });
     }
@@ -301,21 +359,151 @@ impl HubInner {
         {
             feed.leaving.remove(user);
             feed.since.remove(user);
-            let _ = feed.sender.send(presence_event(user, "offline"));
+            feed.settle(user);
+            drop(rooms);
+            self.announce(room, user, "offline");
         }
     }
 
-    /// Every (room, user) present here, with since when.
-    fn present(&self) -> Vec<(String, String, chrono::DateTime<chrono::Utc>)> {
+    /// With the wake-up on, queues a `presence:` notification telling the other instances
+    /// that `user` came online or went offline (debounced) here; sent in batches by
+    /// [`announce_loop`], one statement per batch, so they hear it in milliseconds rather
+    /// than at their next heartbeat.
+    fn announce(&self, room: &str, user: &str, status: &str) {
+        if self.unpooled_url.is_none() {
+            return;
+        }
+        let data = serde_json::json!({
+            "user_email": user,
+            "status": status,
+            "instance": self.instance,
+        });
+        self.announcements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((room.to_owned(), data.to_string()));
+        self.announce_wake.notify_one();
+    }
+
+    /// A `presence:` notification from another instance (the listener's path).
+    pub(crate) fn heard_presence(&self, room: &str, data: &str) {
+        #[derive(serde::Deserialize)]
+        struct Change {
+            user_email: String,
+            status: String,
+            instance: String,
+        }
+        let Ok(change) = serde_json::from_str::<Change>(data) else {
+            return;
+        };
+        if change.instance == self.instance {
+            return;
+        }
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(feed) = rooms.get_mut(room) else {
+            return;
+        };
+        let key = (change.user_email.clone(), change.instance.clone());
+        match change.status.as_str() {
+            "online" => {
+                feed.gone.remove(&key);
+                feed.remote.entry(key.0).or_default().insert(
+                    key.1,
+                    Remote {
+                        confirmed: false,
+                        heard: Instant::now(),
+                    },
+                );
+            }
+            "offline" => {
+                if let Some(instances) = feed.remote.get_mut(&key.0) {
+                    instances.remove(&key.1);
+                    if instances.is_empty() {
+                        feed.remote.remove(&key.0);
+                    }
+                }
+                feed.gone.insert(key, Instant::now());
+                // Before the first read the streams' opening lists lacked this user (the
+                // client may have them from `GET …/presence`): tell them they left.
+                if !feed.synced && !feed.present(&change.user_email) {
+                    feed.told.insert(change.user_email.clone());
+                }
+            }
+            _ => return,
+        }
+        feed.settle(&change.user_email);
+    }
+
+    /// A heartbeat's read of the other instances' live entries on `watched` (the rooms
+    /// watched when it was sent): who is present elsewhere now. Tells each room's
+    /// subscribers of the differences (on the room's first read here: everyone elsewhere,
+    /// whom the streams' opening lists could not include yet).
+    fn heard_heartbeat(&self, watched: &[String], entries: Vec<db::rooms::PresenceEntry>) {
+        let ttl = self.config.presence_ttl;
+        let mut read: HashMap<String, HashMap<String, HashSet<String>>> = HashMap::new();
+        for (room, user, instance) in entries {
+            read.entry(room)
+                .or_default()
+                .entry(user)
+                .or_default()
+                .insert(instance);
+        }
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        for room in watched {
+            let Some(feed) = rooms.get_mut(room) else {
+                continue;
+            };
+            let fresh = read.remove(room).unwrap_or_default();
+            let listed = |user: &str, instance: &str| {
+                fresh.get(user).is_some_and(|set| set.contains(instance))
+            };
+            // A tombstone lasts until its row is gone (or it is older than any row lives).
+            feed.gone
+                .retain(|(user, instance), at| listed(user, instance) && at.elapsed() < ttl);
+            let mut affected: HashSet<String> = feed.remote.keys().cloned().collect();
+            for (user, instances) in feed.remote.iter_mut() {
+                // An announced join not yet read may predate the joiner's first write; it
+                // stands until it is read, or for as long as a row would live.
+                instances.retain(|instance, remote| {
+                    listed(user, instance) || (!remote.confirmed && remote.heard.elapsed() < ttl)
+                });
+            }
+            let now = Instant::now();
+            for (user, instances) in &fresh {
+                for instance in instances {
+                    if feed.gone.contains_key(&(user.clone(), instance.clone())) {
+                        continue;
+                    }
+                    feed.remote.entry(user.clone()).or_default().insert(
+                        instance.clone(),
+                        Remote {
+                            confirmed: true,
+                            heard: now,
+                        },
+                    );
+                }
+                affected.insert(user.clone());
+            }
+            feed.remote.retain(|_, instances| !instances.is_empty());
+            feed.synced = true;
+            for user in affected {
+                feed.settle(&user);
+            }
+        }
+    }
+
+    /// Every (room, user) present here, with since when; and the rooms watched.
+    fn present(&self) -> (Vec<Held>, Vec<String>) {
         let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        rooms
+        let present = rooms
             .iter()
             .flat_map(|(room, feed)| {
                 feed.since
                     .iter()
                     .map(move |(user, since)| (room.clone(), user.clone(), *since))
             })
-            .collect()
+            .collect();
+        (present, rooms.keys().cloned().collect())
     }
 
     /// A typing event for `room` (from the listener, or in-process): to the room's
@@ -654,14 +842,14 @@ async fn presence_loop(hub: Arc<HubInner>) {
     // Whether the table may hold rows of ours.
     let mut written = false;
     loop {
-        if hub.present().is_empty() && !written {
+        if hub.present().0.is_empty() && !written {
             hub.presence_changed.notified().await;
             continue;
         }
         if let Some(last) = last {
             tokio::time::sleep_until(last + interval).await;
         }
-        let present = hub.present();
+        let (present, watched) = hub.present();
         last = Some(Instant::now());
         hub.stats.statements.fetch_add(1, Ordering::Relaxed);
         let write = db::rooms::presence_heartbeat(
@@ -669,9 +857,13 @@ async fn presence_loop(hub: Arc<HubInner>) {
             &hub.instance,
             &present,
             hub.config.presence_ttl,
+            &watched,
         );
         match tokio::time::timeout(hub.deadline, write).await {
-            Ok(Ok(())) => written = !present.is_empty(),
+            Ok(Ok(entries)) => {
+                written = !present.is_empty();
+                hub.heard_heartbeat(&watched, entries);
+            }
             Ok(Err(err)) => {
                 tracing::warn!(
                     error = format!("{err:#}"),
@@ -679,6 +871,31 @@ async fn presence_loop(hub: Arc<HubInner>) {
                 );
             }
             Err(_) => tracing::warn!("presence write got no answer; retrying next heartbeat"),
+        }
+    }
+}
+
+/// Sends the queued `presence:` notifications, all that are waiting in one statement; only
+/// with the wake-up on, and only when a user came or went here.
+async fn announce_loop(hub: Arc<HubInner>) {
+    loop {
+        hub.announce_wake.notified().await;
+        let batch =
+            std::mem::take(&mut *hub.announcements.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            continue;
+        }
+        hub.stats.statements.fetch_add(1, Ordering::Relaxed);
+        let sent = db::rooms::notify_presence(&hub.db, &batch);
+        match tokio::time::timeout(hub.deadline, sent).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(
+                error = format!("{err:#}"),
+                "presence notification failed; the other instances' next heartbeat reads it"
+            ),
+            Err(_) => tracing::warn!(
+                "presence notification got no answer; the other instances' next heartbeat reads it"
+            ),
         }
     }
 }

@@ -129,7 +129,8 @@ impl Hub {
         room: &RoomRow,
         resume: Option<i64>,
     ) -> mpsc::Receiver<FrameResult> {
-        let live = self.register(&room.id, &user.email, room.last_event, room.members_version);
+        let (live, online) =
+            self.register(&room.id, &user.email, room.last_event, room.members_version);
         guard.room = Some(room.id.clone());
         let start = Start::choose(resume, room.last_event, self.inner().config.max_backlog);
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
@@ -140,6 +141,7 @@ impl Hub {
             last_seq: room.last_seq,
             tx,
             sent: 0,
+            online,
         };
         tokio::spawn(subscriber.run(start, live, guard));
         rx
@@ -155,6 +157,9 @@ struct Subscriber {
     tx: mpsc::Sender<FrameResult>,
     /// The newest event sent to this client.
     sent: i64,
+    /// Who else was online in the room when this stream registered: an `event: presence`
+    /// `online` each, right after `retry:`.
+    online: Vec<String>,
 }
 
 /// Why a stream ended early.
@@ -181,6 +186,11 @@ impl Subscriber {
 
         let opened = async {
             self.send(sse::retry(RETRY_MS)).await?;
+            for user in std::mem::take(&mut self.online) {
+                let data = serde_json::json!({ "user_email": user, "status": "online" });
+                self.send(sse::event_without_id("presence", &data.to_string()))
+                    .await?;
+            }
             self.sent = match start {
                 Start::Tail(seq) | Start::Resume(seq) => seq,
                 Start::Reset(id) => {

@@ -18,6 +18,8 @@ pub enum Scenario {
     WriteCost,
     Footprint,
     Rooms,
+    /// Typing and presence across two servers on one database (give two `--url`s).
+    Presence,
     All,
 }
 
@@ -177,6 +179,20 @@ pub struct Args {
     )]
     pub cost_events: Vec<Event>,
 
+    // --- presence
+    /// Presence: typing events sent to the first server and timed to a subscriber of the
+    /// second, each from its own user (a user is limited to one a second per room).
+    #[arg(long, default_value_t = 200)]
+    pub typing_events: usize,
+    /// Presence: users who open a stream on the first server, one after the other, timed
+    /// until the second server's subscriber hears them online and its list shows them.
+    #[arg(long, default_value_t = 10)]
+    pub presence_joins: usize,
+    /// Presence: at the end, SIGKILL the first server (its `--server-pid`) and time until
+    /// the second reports its users offline. The first server is gone afterwards.
+    #[arg(long)]
+    pub presence_kill: bool,
+
     // --- footprint
     /// Footprint: streams held open while the RSS is read.
     #[arg(long, default_value_t = 5000)]
@@ -222,6 +238,9 @@ pub struct Plan {
     pub cost_seconds: Duration,
     pub cost_warmup: Duration,
     pub cost_events: Vec<Event>,
+    pub typing_events: usize,
+    pub presence_joins: usize,
+    pub presence_kill: bool,
     pub footprint_streams: usize,
     pub bin_dir: PathBuf,
     pub cold_starts: usize,
@@ -268,6 +287,9 @@ impl Args {
             cost_seconds: Duration::from_secs_f64(self.cost_seconds.max(0.5)),
             cost_warmup: Duration::from_secs(1),
             cost_events: self.cost_events.clone(),
+            typing_events: self.typing_events.max(1),
+            presence_joins: self.presence_joins.max(1),
+            presence_kill: self.presence_kill,
             footprint_streams: self.footprint_streams,
             bin_dir,
             cold_starts: self.cold_starts.max(1),
@@ -298,6 +320,8 @@ impl Args {
             cost_rooms: 3,
             cost_seconds: Duration::from_secs(1),
             cost_warmup: Duration::from_millis(200),
+            typing_events: 10,
+            presence_joins: 2,
             footprint_streams: 20,
             cold_starts: 1,
             ..full

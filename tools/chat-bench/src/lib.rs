@@ -1,6 +1,6 @@
 //! `chat-bench`: drives the public HTTP API of a dev server or deployment and prints one
 //! Markdown table per scenario (fan-out, idle cost, deep room, room list, writes, write
-//! cost, footprint), with
+//! cost, footprint, presence), with
 //! its parameters. A direct Postgres URL adds the database's own figures and seeding.
 //!
 //! Modules: `args` (flags and the smoke plan), `client` (the HTTP API), `sse` (raw SSE
@@ -14,6 +14,7 @@ mod fanout;
 mod footprint;
 mod idle;
 pub mod pg;
+mod presence;
 pub mod process;
 pub mod report;
 mod rooms;
@@ -168,6 +169,9 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     }
     if wants(Scenario::Rooms) {
         rooms::run(&mut ctx).await;
+    }
+    if wants(Scenario::Presence) {
+        presence::run(&mut ctx).await;
     }
     ctx.servers = everyone;
     if wants(Scenario::Writes) {
