@@ -6,10 +6,11 @@ use sqlx::PgPool;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::db::post_queue::PostQueue;
 use crate::realtime::Hub;
 use crate::storage::Storage;
 
-/// Config, the lazy pool, the S3 client and the token verifier: built once per process
+/// Config, the lazy pool, the S3 client, the token verifier, the hub and the post queue: built once per process
 /// (one process serves many concurrent requests), cheap to clone.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
@@ -20,6 +21,8 @@ pub struct Inner {
     pub storage: Storage,
     pub auth: Authenticator,
     pub hub: Hub,
+    /// Plain posts written together under load (`db::post_queue`).
+    pub posts: PostQueue,
 }
 
 impl std::ops::Deref for App {
@@ -48,12 +51,14 @@ impl App {
             &config.database,
             config.limits.streams_per_user,
         );
+        let posts = PostQueue::new(db.clone(), config.limits.posts);
         Ok(Self(Arc::new(Inner {
             config,
             db,
             storage,
             auth,
             hub,
+            posts,
         })))
     }
 }

@@ -468,6 +468,154 @@ pub async fn post(
         .await
 }
 
+/// Several plain posts (no files, no reply) in ONE statement: what [`crate::db::post_queue`]
+/// sends when posts wait their turn. Each post is decided as `chat_post` decides it, and
+/// every guarantee holds:
+///
+/// * `took`: a token from each author's bucket (the queue puts one post per author in a
+///   batch, so a bucket is touched once), buckets locked in author order;
+/// * `locked`: then the rooms' rows, in id order (`FOR NO KEY UPDATE`), for the posts that
+///   took a token; `ok`: those whose author may see the room (public, theirs, or a member);
+/// * `bumped`: each room takes its next `n` seqs and event ids, and its posts get them in
+///   the batch's order, so seqs stay gapless and commit order is event-id order;
+/// * `written`, `marked`: the messages, then the authors' read marks in (room, author)
+///   order; `notified`: each room's newest event is `pg_notify`d (delivered at commit).
+///
+/// Locks are taken buckets → rooms → read marks, the order `chat_post` takes them in, so
+/// batches and single writes never wait on each other in a cycle. A repeated `client_id`
+/// fails the statement with a unique violation of [`CLIENT_ID_KEY`], undoing the whole
+/// batch; the queue then sends each of its posts on its own. The answer is one `chat_write`
+/// per post, in the arrays' order, built from what was written as `chat_post`
+/// answers; a refused post's `tokens_before` is its bucket as of the statement's start.
+pub const POST_BATCH: &str = r#"
+    WITH item AS (
+        SELECT t.i, t.room, t.id, t.usr, t.content, t.client_id
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])
+             WITH ORDINALITY AS t(room, id, usr, content, client_id, i)
+    ),
+    took AS (
+        INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+        SELECT item.usr, $6, $7 - 1, now() FROM item ORDER BY item.usr
+        ON CONFLICT (user_email, action) DO UPDATE
+        SET tokens = LEAST($7, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $8) - 1,
+            updated_at = GREATEST(now(), b.updated_at)
+        WHERE LEAST($7, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $8) >= 1
+        RETURNING b.user_email, b.tokens
+    ),
+    locked AS (
+        SELECT r.id, r.visibility, r.created_by FROM chat_rooms r
+        WHERE r.id IN (SELECT item.room FROM item JOIN took ON took.user_email = item.usr)
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ),
+    ok AS (
+        SELECT item.i, item.room, item.id, item.usr, item.content, item.client_id,
+               row_number() OVER (PARTITION BY item.room ORDER BY item.i) AS k
+        FROM item JOIN took ON took.user_email = item.usr JOIN locked l ON l.id = item.room
+        WHERE l.visibility = 'public' OR l.created_by = item.usr
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = l.id AND mm.user_email = item.usr)
+    ),
+    bumped AS (
+        UPDATE chat_rooms r SET last_seq = r.last_seq + n.n, last_event = r.last_event + n.n
+        FROM (SELECT ok.room, count(*) AS n FROM ok GROUP BY ok.room) n
+        WHERE r.id = n.room
+        RETURNING r.id, r.last_seq - n.n AS seq0, r.last_event - n.n AS event0, r.last_event
+    ),
+    written AS (
+        INSERT INTO chat_messages (id, room_id, seq, event_id, created_event, user_email, content,
+                                   client_id)
+        SELECT ok.id, ok.room, b.seq0 + ok.k, b.event0 + ok.k, b.event0 + ok.k, ok.usr, ok.content,
+               ok.client_id
+        FROM ok JOIN bumped b ON b.id = ok.room
+        RETURNING id, room_id, seq, event_id, user_email, created_at
+    ),
+    marked AS (
+        INSERT INTO chat_read_marks AS k (room_id, user_email, last_read_seq)
+        SELECT w.room_id, w.user_email, max(w.seq) FROM written w
+        GROUP BY w.room_id, w.user_email ORDER BY w.room_id, w.user_email
+        ON CONFLICT (room_id, user_email) DO UPDATE
+        SET last_read_seq = EXCLUDED.last_read_seq, updated_at = now()
+        WHERE k.last_read_seq < EXCLUDED.last_read_seq
+    ),
+    notified AS (
+        SELECT count(pg_notify('chat_messages', b.id || ':' || b.last_event)) AS n FROM bumped b
+    )
+    SELECT CASE WHEN w.id IS NOT NULL THEN 'ok'
+                WHEN took.user_email IS NULL THEN 'rate_limited'
+                ELSE 'room_not_found' END AS outcome,
+           took.tokens AS tokens_left,
+           CASE WHEN took.user_email IS NULL THEN COALESCE(
+               (SELECT LEAST($7, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $8)
+                FROM chat_rate_limits b WHERE b.user_email = item.usr AND b.action = $6), 0)
+           END AS tokens_before,
+           NULL::text[] AS trashed,
+           w.id, w.room_id, w.seq, w.event_id, w.event_id AS created_event, w.user_email,
+           CASE WHEN w.id IS NOT NULL THEN item.content END AS content,
+           CASE WHEN w.id IS NOT NULL THEN item.client_id END AS client_id,
+           w.created_at, NULL::timestamptz AS edited_at, NULL::timestamptz AS deleted_at,
+           '[]'::jsonb AS reactions, '{}'::text[] AS mine,
+           NULL::uuid AS reply_to, NULL::int8 AS reply_to_seq, NULL::text AS reply_to_user,
+           NULL::text AS reply_excerpt, 0 AS reply_count, '[]'::json AS files
+    FROM item
+    CROSS JOIN notified
+    LEFT JOIN took ON took.user_email = item.usr
+    LEFT JOIN written w ON w.id = item.id
+    ORDER BY item.i
+"#;
+
+/// A plain post waiting in the queue: owned, since it outlives the request's borrows.
+#[derive(Debug, Clone)]
+pub struct PlainPost {
+    pub id: Uuid,
+    pub room: RoomId,
+    pub user_email: String,
+    pub content: MessageContent,
+    pub client_id: Option<ClientId>,
+}
+
+/// Sends `posts` (at most one per author) as one [`POST_BATCH`]; the outcomes come back in
+/// `posts`' order. An author twice is refused before anything is sent.
+pub async fn post_batch(
+    db: impl PgExecutor<'_>,
+    posts: &[PlainPost],
+    limit: &RateLimit,
+) -> sqlx::Result<Vec<WriteOutcome>> {
+    if let Some(i) = (0..posts.len()).find(|&i| {
+        posts[..i]
+            .iter()
+            .any(|earlier| earlier.user_email == posts[i].user_email)
+    }) {
+        return Err(sqlx::Error::Protocol(format!(
+            "post {i} of a batch repeats an earlier post's author"
+        )));
+    }
+    let rooms: Vec<&str> = posts.iter().map(|p| p.room.as_str()).collect();
+    let ids: Vec<Uuid> = posts.iter().map(|p| p.id).collect();
+    let users: Vec<&str> = posts.iter().map(|p| p.user_email.as_str()).collect();
+    let contents: Vec<&str> = posts.iter().map(|p| p.content.as_str()).collect();
+    let client_ids: Vec<Option<Uuid>> = posts.iter().map(|p| p.client_id).collect();
+    let outcomes: Vec<WriteOutcome> = sqlx::query_as(POST_BATCH)
+        .bind(rooms)
+        .bind(ids)
+        .bind(users)
+        .bind(contents)
+        .bind(client_ids)
+        .bind(limit.action)
+        .bind(limit.capacity())
+        .bind(limit.refill_per_sec())
+        .fetch_all(db)
+        .await?;
+    if outcomes.len() != posts.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "a batch of {} posts answered {} rows",
+            posts.len(),
+            outcomes.len()
+        )));
+    }
+    Ok(outcomes)
+}
+
 /// Edits a message's content (`chat_edit`): the author only, not a tombstone.
 pub const EDIT_MESSAGE: &str = r#"
     SELECT * FROM chat_edit($1, $2, $3, $4, $5, $6, $7)

@@ -3,6 +3,7 @@
 pub mod limits;
 pub mod members;
 pub mod messages;
+pub mod post_queue;
 pub mod reads;
 pub mod rooms;
 pub mod uploads;

@@ -1,0 +1,282 @@
+//! Plain posts written together (`db::post_queue`, `POST_BATCH`): each post is decided as
+//! `chat_post` decides it alone, seqs stay gapless, and concurrent authors' posts really
+//! are batched.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::db::limits::RateLimit;
+use shared::db::messages::{PlainPost, WriteOutcome, post_batch};
+use shared::domain::{MessageContent, RoomId};
+use uuid::Uuid;
+
+use crate::helpers::{ALICE, BOB, TestApp};
+
+const CAROL: &str = "carol@example.com";
+const DAVE: &str = "dave@example.com";
+const ERIN: &str = "erin@example.com";
+const FRANK: &str = "frank@example.com";
+
+fn plain(room: &str, user: &str, content: &str, client_id: Option<Uuid>) -> PlainPost {
+    PlainPost {
+        id: Uuid::now_v7(),
+        room: RoomId::parse(room).unwrap(),
+        user_email: user.into(),
+        content: MessageContent::parse(content.into(), false).unwrap(),
+        client_id,
+    }
+}
+
+async fn room_ids(app: &TestApp, room: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT last_seq, last_event FROM chat_rooms WHERE id = $1")
+        .bind(room)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+fn limit() -> RateLimit {
+    RateLimit::parse("post", "30/10s").unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_decides_each_post_as_one_post_alone_would() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    app.send("general", "before").await; // seq 1, event 1
+    // A private room of Alice's, where Dave is nobody.
+    let response = app
+        .post_as(
+            ALICE,
+            "/api/rooms",
+            &json!({"id": "secret", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Erin's bucket is empty.
+    sqlx::query(
+        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
+         VALUES ($1, 'post', 0, now())",
+    )
+    .bind(ERIN)
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    let client_id = Uuid::new_v4();
+    let posts = [
+        plain("general", BOB, "one", Some(client_id)),
+        plain("secret", DAVE, "hidden from dave", None),
+        plain("general", CAROL, "two", None),
+        plain("nowhere", FRANK, "no such room", None),
+        plain("general", ERIN, "refused", None),
+        plain("secret", ALICE, "alice's own", None),
+    ];
+    let outcomes: Vec<WriteOutcome> = post_batch(&app.app.db, &posts, &limit()).await.unwrap();
+    let codes: Vec<&str> = outcomes.iter().map(|o| o.outcome.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "room_not_found",
+            "ok",
+            "room_not_found",
+            "rate_limited",
+            "ok"
+        ]
+    );
+
+    // The room's next seqs and event ids, in the batch's order; nothing burnt by refusals.
+    let bob = outcomes[0].message.as_ref().unwrap();
+    let carol = outcomes[2].message.as_ref().unwrap();
+    let alice = outcomes[5].message.as_ref().unwrap();
+    assert_eq!((bob.seq, bob.event_id, bob.created_event), (2, 2, 2));
+    assert_eq!((carol.seq, carol.event_id, carol.created_event), (3, 3, 3));
+    assert_eq!((alice.seq, alice.event_id), (1, 1));
+    assert_eq!(room_ids(&app, "general").await, (3, 3));
+    assert_eq!(room_ids(&app, "secret").await, (1, 1));
+    assert_eq!(bob.client_id, Some(client_id));
+    assert_eq!(bob.user_email, BOB);
+    assert_eq!(bob.content, "one");
+    assert_eq!(bob.id, posts[0].id);
+
+    // A token each for those who took one, none for Erin, whose answer says when to retry.
+    assert_eq!(outcomes[0].tokens_left, Some(29.0));
+    assert!(outcomes[4].tokens_left.is_none());
+    assert!(outcomes[4].tokens_before.unwrap() < 1.0);
+    // Dave took a token before the room turned out hidden, as `chat_post` does.
+    let (dave_tokens,): (f64,) = sqlx::query_as(
+        "SELECT tokens FROM chat_rate_limits WHERE user_email = $1 AND action = 'post'",
+    )
+    .bind(DAVE)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(dave_tokens, 29.0);
+
+    // What the batch answered is what the list route serves.
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let listed = listed["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[1]["id"], bob.id.to_string());
+    assert_eq!(listed[1]["event_id"], 2);
+    assert_eq!(listed[2]["content"], "two");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(listed[2]["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis(),
+        carol.created_at.timestamp_millis()
+    );
+
+    // The authors' read marks moved to their own posts.
+    let marks: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT room_id, user_email, last_read_seq FROM chat_read_marks ORDER BY 1, 2",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        marks.contains(&("general".into(), BOB.into(), 2)),
+        "{marks:?}"
+    );
+    assert!(
+        marks.contains(&("general".into(), CAROL.into(), 3)),
+        "{marks:?}"
+    );
+    assert!(
+        marks.contains(&("secret".into(), ALICE.into(), 1)),
+        "{marks:?}"
+    );
+    assert!(
+        !marks.iter().any(|(_, u, _)| u == DAVE || u == ERIN),
+        "{marks:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_client_id_undoes_the_whole_batch() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let client_id = Uuid::new_v4();
+    let stored = app
+        .post_message_as(
+            BOB,
+            "general",
+            &json!({"content": "first", "client_id": client_id}),
+        )
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    let posts = [
+        plain("general", CAROL, "would be seq 2", None),
+        plain("general", BOB, "a retry", Some(client_id)),
+    ];
+    let err = post_batch(&app.app.db, &posts, &limit())
+        .await
+        .expect_err("a unique violation");
+    assert!(
+        matches!(&err, sqlx::Error::Database(db) if db.constraint() == Some("chat_messages_room_client_id_key")),
+        "{err:?}"
+    );
+    assert_eq!(room_ids(&app, "general").await, (1, 1));
+
+    // One author twice would touch a bucket twice: refused before anything is sent.
+    let twice = [
+        plain("general", CAROL, "a", None),
+        plain("general", CAROL, "b", None),
+    ];
+    let err = post_batch(&app.app.db, &twice, &limit()).await.unwrap_err();
+    assert!(matches!(err, sqlx::Error::Protocol(_)), "{err:?}");
+    assert_eq!(room_ids(&app, "general").await, (1, 1));
+}
+
+/// Many authors posting at once through the API: some posts go out in batches, every
+/// answer is what the list serves, seqs are gapless per room, and a retried `client_id`
+/// in the same burst still answers the stored message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_authors_are_written_together_gaplessly() {
+    let app = TestApp::spawn().await;
+    for room in ["r1", "r2", "r3"] {
+        app.room(room).await;
+    }
+    let retried = Uuid::new_v4();
+    let mut answers: Vec<Value> = Vec::new();
+    let mut bursts = 0;
+    while app.app.posts.stats().batches == 0 || bursts < 2 {
+        bursts += 1;
+        assert!(bursts <= 5, "5 bursts of 48 concurrent posts and no batch");
+        let posts = (0..48).map(|i| {
+            let app = &app;
+            async move {
+                let user = format!("user{i}@example.com");
+                let room = ["r1", "r2", "r3"][i % 3];
+                // Two of the burst send the same client id, as a retry would.
+                let body = if i < 2 {
+                    json!({"content": "retried", "client_id": retried})
+                } else {
+                    json!({"content": format!("burst {bursts} from {i}")})
+                };
+                let who = if i < 2 { BOB.to_string() } else { user };
+                let room = if i < 2 { "r1" } else { room };
+                let response = app.post_message_as(&who, room, &body).await;
+                let status = response.status();
+                (status, response.json::<Value>().await.unwrap())
+            }
+        });
+        for (status, body) in futures_util::future::join_all(posts).await {
+            assert!(
+                status == StatusCode::CREATED || status == StatusCode::OK,
+                "{status} {body}"
+            );
+            answers.push(body);
+        }
+    }
+    let stats = app.app.posts.stats();
+    println!("{bursts} bursts; queue: {stats:?}");
+    assert!(stats.batched_posts >= 2 * stats.batches, "{stats:?}");
+
+    // The retried client id was stored once; both answers are that message.
+    let retries: Vec<&Value> = answers
+        .iter()
+        .filter(|a| a["client_id"] == retried.to_string())
+        .collect();
+    assert!(retries.len() >= 2);
+    assert!(retries.iter().all(|a| a["id"] == retries[0]["id"]));
+
+    let by_id: HashMap<String, &Value> = answers
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap().to_string(), a))
+        .collect();
+    let mut total = 0;
+    for room in ["r1", "r2", "r3"] {
+        let listed: Value = app
+            .list_messages(room, "?limit=100")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let listed = listed["messages"].as_array().unwrap();
+        let seqs: Vec<i64> = listed.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+        assert_eq!(
+            seqs,
+            (1..=listed.len() as i64).collect::<Vec<_>>(),
+            "{room}"
+        );
+        let mut events: Vec<i64> = listed
+            .iter()
+            .map(|m| m["event_id"].as_i64().unwrap())
+            .collect();
+        events.dedup();
+        assert_eq!(events.len(), listed.len(), "{room}: event ids repeat");
+        assert_eq!(
+            room_ids(&app, room).await,
+            (listed.len() as i64, listed.len() as i64)
+        );
+        for message in listed {
+            let answered = by_id[message["id"].as_str().unwrap()];
+            assert_eq!(answered, message, "{room}");
+        }
+        total += listed.len();
+    }
+    assert_eq!(total, by_id.len());
+}
