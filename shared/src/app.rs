@@ -6,11 +6,11 @@ use sqlx::PgPool;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::db::post_queue::PostQueue;
+use crate::db::write_queue::{Edits, Posts, WriteQueue};
 use crate::realtime::Hub;
 use crate::storage::Storage;
 
-/// Config, the lazy pool, the S3 client, the token verifier, the hub and the post queue: built once per process
+/// Config, the lazy pool, the S3 client, the token verifier, the hub and the write queues: built once per process
 /// (one process serves many concurrent requests), cheap to clone.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
@@ -21,8 +21,9 @@ pub struct Inner {
     pub storage: Storage,
     pub auth: Authenticator,
     pub hub: Hub,
-    /// Plain posts written together under load (`db::post_queue`).
-    pub posts: PostQueue,
+    /// Plain posts and edits written together under load (`db::write_queue`).
+    pub posts: WriteQueue<Posts>,
+    pub edits: WriteQueue<Edits>,
 }
 
 impl std::ops::Deref for App {
@@ -51,7 +52,8 @@ impl App {
             &config.database,
             config.limits.streams_per_user,
         );
-        let posts = PostQueue::new(db.clone(), config.limits.posts);
+        let posts = WriteQueue::new(db.clone(), config.limits.posts);
+        let edits = WriteQueue::new(db.clone(), config.limits.edits);
         Ok(Self(Arc::new(Inner {
             config,
             db,
@@ -59,6 +61,7 @@ impl App {
             auth,
             hub,
             posts,
+            edits,
         })))
     }
 }

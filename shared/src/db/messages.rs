@@ -468,7 +468,7 @@ pub async fn post(
         .await
 }
 
-/// Several plain posts (no files, no reply) in ONE statement: what [`crate::db::post_queue`]
+/// Several plain posts (no files, no reply) in ONE statement: what [`crate::db::write_queue`]
 /// sends when posts wait their turn. Each post is decided as `chat_post` decides it, and
 /// every guarantee holds:
 ///
@@ -581,15 +581,7 @@ pub async fn post_batch(
     posts: &[PlainPost],
     limit: &RateLimit,
 ) -> sqlx::Result<Vec<WriteOutcome>> {
-    if let Some(i) = (0..posts.len()).find(|&i| {
-        posts[..i]
-            .iter()
-            .any(|earlier| earlier.user_email == posts[i].user_email)
-    }) {
-        return Err(sqlx::Error::Protocol(format!(
-            "post {i} of a batch repeats an earlier post's author"
-        )));
-    }
+    distinct_authors(posts.iter().map(|p| p.user_email.as_str()))?;
     let rooms: Vec<&str> = posts.iter().map(|p| p.room.as_str()).collect();
     let ids: Vec<Uuid> = posts.iter().map(|p| p.id).collect();
     let users: Vec<&str> = posts.iter().map(|p| p.user_email.as_str()).collect();
@@ -606,14 +598,7 @@ pub async fn post_batch(
         .bind(limit.refill_per_sec())
         .fetch_all(db)
         .await?;
-    if outcomes.len() != posts.len() {
-        return Err(sqlx::Error::Protocol(format!(
-            "a batch of {} posts answered {} rows",
-            posts.len(),
-            outcomes.len()
-        )));
-    }
-    Ok(outcomes)
+    answered_all(posts.len(), outcomes)
 }
 
 /// Edits a message's content (`chat_edit`): the author only, not a tombstone.
@@ -639,6 +624,177 @@ pub async fn edit(
         .bind(limit.refill_per_sec())
         .fetch_one(db)
         .await
+}
+
+/// Several edits in ONE statement: what [`crate::db::write_queue`] sends when edits wait
+/// their turn. Each is decided as `chat_edit` decides it alone, in the same order of
+/// checks, and every guarantee holds:
+///
+/// * `seen`: the rooms each editor may see (no lock, as `chat_visible_owner`);
+/// * `target`: the messages, locked in id order (`FOR UPDATE`); `decided`: the refusals
+///   (`room_not_found`, `message_not_found`, `not_message_author`, `message_deleted`,
+///   `content_required`), which cost no token and no event;
+/// * `took`: a token from each remaining editor's bucket, in author order (one edit per
+///   author per batch);
+/// * `locked`: the rooms' rows in id order; `bumped`: each room's next event ids, given in
+///   the batch's order; `edited`: the new content, `edited_at` and event id; `notified`:
+///   each room's newest event.
+///
+/// Locks are taken messages → buckets → rooms, the order `chat_edit` takes them in. The
+/// answer is one `chat_write` per edit, in the arrays' order, with the message as its
+/// author now sees it (as `chat_write_message` answers).
+pub const EDIT_BATCH: &str = r#"
+    WITH item AS (
+        SELECT t.i, t.room, t.id, t.usr, t.content
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
+             WITH ORDINALITY AS t(room, id, usr, content, i)
+    ),
+    seen AS (
+        SELECT item.i FROM item JOIN chat_rooms r ON r.id = item.room
+        WHERE r.visibility = 'public' OR r.created_by = item.usr
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = r.id AND mm.user_email = item.usr)
+    ),
+    target AS (
+        SELECT m.id, m.room_id, m.user_email, m.deleted_at FROM chat_messages m
+        WHERE m.id IN (SELECT item.id FROM item JOIN seen ON seen.i = item.i)
+        ORDER BY m.id
+        FOR UPDATE
+    ),
+    decided AS (
+        SELECT item.i, item.room, item.id, item.usr, item.content,
+               CASE WHEN seen.i IS NULL THEN 'room_not_found'
+                    WHEN t.id IS NULL OR t.room_id <> item.room THEN 'message_not_found'
+                    WHEN t.user_email <> item.usr THEN 'not_message_author'
+                    WHEN t.deleted_at IS NOT NULL THEN 'message_deleted'
+                    WHEN btrim(item.content, chat_white_space()) = ''
+                         AND NOT EXISTS (SELECT 1 FROM chat_message_files f
+                                         WHERE f.message_id = item.id) THEN 'content_required'
+               END AS refused
+        FROM item LEFT JOIN seen ON seen.i = item.i LEFT JOIN target t ON t.id = item.id
+    ),
+    took AS (
+        INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+        SELECT d.usr, $5, $6 - 1, now() FROM decided d WHERE d.refused IS NULL ORDER BY d.usr
+        ON CONFLICT (user_email, action) DO UPDATE
+        SET tokens = LEAST($6, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $7) - 1,
+            updated_at = GREATEST(now(), b.updated_at)
+        WHERE LEAST($6, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $7) >= 1
+        RETURNING b.user_email, b.tokens
+    ),
+    locked AS (
+        SELECT r.id FROM chat_rooms r
+        WHERE r.id IN (SELECT d.room FROM decided d JOIN took ON took.user_email = d.usr
+                       WHERE d.refused IS NULL)
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ),
+    ok AS (
+        SELECT d.i, d.room, d.id, d.content,
+               row_number() OVER (PARTITION BY d.room ORDER BY d.i) AS k
+        FROM decided d JOIN took ON took.user_email = d.usr JOIN locked l ON l.id = d.room
+        WHERE d.refused IS NULL
+    ),
+    bumped AS (
+        UPDATE chat_rooms r SET last_event = r.last_event + n.n
+        FROM (SELECT ok.room, count(*) AS n FROM ok GROUP BY ok.room) n
+        WHERE r.id = n.room
+        RETURNING r.id, r.last_event - n.n AS event0, r.last_event
+    ),
+    edited AS (
+        UPDATE chat_messages m
+        SET content = ok.content, edited_at = now(), event_id = b.event0 + ok.k
+        FROM ok JOIN bumped b ON b.id = ok.room
+        WHERE m.id = ok.id
+        RETURNING ok.i, m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+                  m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions, m.reply_to,
+                  m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count
+    ),
+    notified AS (
+        SELECT count(pg_notify('chat_messages', b.id || ':' || b.last_event)) AS n FROM bumped b
+    )
+    SELECT CASE WHEN e.id IS NOT NULL THEN 'ok'
+                WHEN d.refused IS NOT NULL THEN d.refused
+                ELSE 'rate_limited' END AS outcome,
+           took.tokens AS tokens_left,
+           CASE WHEN e.id IS NULL AND d.refused IS NULL THEN COALESCE(
+               (SELECT LEAST($6, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $7)
+                FROM chat_rate_limits b WHERE b.user_email = d.usr AND b.action = $5), 0)
+           END AS tokens_before,
+           NULL::text[] AS trashed,
+           e.id, e.room_id, e.seq, e.event_id, e.created_event, e.user_email, e.content,
+           e.client_id, e.created_at, e.edited_at, e.deleted_at, e.reactions,
+           CASE WHEN e.id IS NULL THEN NULL
+                WHEN e.reactions = '[]' THEN '{}'::text[]
+                ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                           WHERE x.message_id = e.id AND x.user_email = e.user_email
+                           ORDER BY x.created_at) END AS mine,
+           e.reply_to, e.reply_to_seq, e.reply_to_user, e.reply_excerpt, e.reply_count,
+           CASE WHEN e.id IS NOT NULL THEN
+               (SELECT COALESCE(json_agg(json_build_object(
+                           'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                           'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                FROM chat_message_files f WHERE f.message_id = e.id) END AS files
+    FROM decided d
+    CROSS JOIN notified
+    LEFT JOIN took ON took.user_email = d.usr AND d.refused IS NULL
+    LEFT JOIN edited e ON e.i = d.i
+    ORDER BY d.i
+"#;
+
+/// An edit waiting in the queue: owned, since it outlives the request's borrows.
+#[derive(Debug, Clone)]
+pub struct EditOf {
+    pub room: RoomId,
+    pub id: Uuid,
+    pub user_email: String,
+    pub content: MessageContent,
+}
+
+/// Sends `edits` (at most one per author) as one [`EDIT_BATCH`]; the outcomes come back in
+/// `edits`' order. An author twice is refused before anything is sent.
+pub async fn edit_batch(
+    db: impl PgExecutor<'_>,
+    edits: &[EditOf],
+    limit: &RateLimit,
+) -> sqlx::Result<Vec<WriteOutcome>> {
+    distinct_authors(edits.iter().map(|e| e.user_email.as_str()))?;
+    let rooms: Vec<&str> = edits.iter().map(|e| e.room.as_str()).collect();
+    let ids: Vec<Uuid> = edits.iter().map(|e| e.id).collect();
+    let users: Vec<&str> = edits.iter().map(|e| e.user_email.as_str()).collect();
+    let contents: Vec<&str> = edits.iter().map(|e| e.content.as_str()).collect();
+    let outcomes: Vec<WriteOutcome> = sqlx::query_as(EDIT_BATCH)
+        .bind(rooms)
+        .bind(ids)
+        .bind(users)
+        .bind(contents)
+        .bind(limit.action)
+        .bind(limit.capacity())
+        .bind(limit.refill_per_sec())
+        .fetch_all(db)
+        .await?;
+    answered_all(edits.len(), outcomes)
+}
+
+/// A batch touches each author's bucket once.
+fn distinct_authors<'a>(authors: impl Iterator<Item = &'a str>) -> sqlx::Result<()> {
+    let authors: Vec<&str> = authors.collect();
+    match (0..authors.len()).find(|&i| authors[..i].contains(&authors[i])) {
+        Some(i) => Err(sqlx::Error::Protocol(format!(
+            "write {i} of a batch repeats an earlier write's author"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn answered_all(sent: usize, outcomes: Vec<WriteOutcome>) -> sqlx::Result<Vec<WriteOutcome>> {
+    if outcomes.len() != sent {
+        return Err(sqlx::Error::Protocol(format!(
+            "a batch of {sent} writes answered {} rows",
+            outcomes.len()
+        )));
+    }
+    Ok(outcomes)
 }
 
 /// Deletes a message (`chat_delete`): its author or the room's owner; leaves a tombstone and

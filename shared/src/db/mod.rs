@@ -3,10 +3,10 @@
 pub mod limits;
 pub mod members;
 pub mod messages;
-pub mod post_queue;
 pub mod reads;
 pub mod rooms;
 pub mod uploads;
+pub mod write_queue;
 
 use std::str::FromStr;
 

@@ -1,13 +1,13 @@
-//! Plain posts written together (`db::post_queue`, `POST_BATCH`): each post is decided as
-//! `chat_post` decides it alone, seqs stay gapless, and concurrent authors' posts really
-//! are batched.
+//! Plain posts and edits written together (`db::write_queue`, `POST_BATCH`, `EDIT_BATCH`):
+//! each write is decided as its plpgsql function decides it alone, seqs and event ids stay
+//! gapless, and concurrent authors' writes really are batched.
 
 use std::collections::HashMap;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
-use shared::db::messages::{PlainPost, WriteOutcome, post_batch};
+use shared::db::messages::{EditOf, PlainPost, WriteOutcome, edit_batch, post_batch};
 use shared::domain::{MessageContent, RoomId};
 use uuid::Uuid;
 
@@ -233,7 +233,7 @@ async fn concurrent_authors_are_written_together_gaplessly() {
     }
     let stats = app.app.posts.stats();
     println!("{bursts} bursts; queue: {stats:?}");
-    assert!(stats.batched_posts >= 2 * stats.batches, "{stats:?}");
+    assert!(stats.batched >= 2 * stats.batches, "{stats:?}");
 
     // The retried client id was stored once; both answers are that message.
     let retries: Vec<&Value> = answers
@@ -279,4 +279,204 @@ async fn concurrent_authors_are_written_together_gaplessly() {
         total += listed.len();
     }
     assert_eq!(total, by_id.len());
+}
+
+fn edit_of(room: &str, id: Uuid, user: &str, content: &str) -> EditOf {
+    EditOf {
+        room: RoomId::parse(room).unwrap(),
+        id,
+        user_email: user.into(),
+        content: MessageContent::parse(content.into(), true).unwrap(),
+    }
+}
+
+fn id_of(message: &Value) -> Uuid {
+    Uuid::parse_str(message["id"].as_str().unwrap()).unwrap()
+}
+
+async fn tokens(app: &TestApp, user: &str) -> Option<f64> {
+    sqlx::query_scalar(
+        "SELECT tokens FROM chat_rate_limits WHERE user_email = $1 AND action = 'edit'",
+    )
+    .bind(user)
+    .fetch_optional(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_edit_batch_decides_each_edit_as_one_edit_alone_would() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let mut sent = HashMap::new();
+    for who in [BOB, CAROL, DAVE, ERIN, "ivan@example.com"] {
+        let message: Value = app
+            .post_message_as(who, "general", &json!({"content": format!("by {who}")}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        sent.insert(who, id_of(&message));
+    }
+    // Dave's message is a tombstone; Ivan's edit bucket is empty.
+    let gone = app
+        .client
+        .delete(app.url(&format!("/api/rooms/general/messages/{}", sent[DAVE])))
+        .bearer_auth(app.token(DAVE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::OK);
+    sqlx::query(
+        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
+         VALUES ('ivan@example.com', 'edit', 0, now())
+         ON CONFLICT (user_email, action) DO UPDATE SET tokens = 0, updated_at = now()",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let response = app
+        .post_as(
+            ALICE,
+            "/api/rooms",
+            &json!({"id": "secret", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, before) = room_ids(&app, "general").await;
+
+    let edits = [
+        edit_of("general", sent[CAROL], CAROL, "carol, edited"),
+        edit_of("general", sent[BOB], FRANK, "not frank's"),
+        edit_of("general", sent[DAVE], DAVE, "a tombstone"),
+        edit_of("general", sent[ERIN], ERIN, " \u{3000} "),
+        edit_of(
+            "general",
+            Uuid::now_v7(),
+            "gina@example.com",
+            "no such message",
+        ),
+        edit_of("secret", sent[BOB], "hank@example.com", "hidden room"),
+        edit_of("secret", sent[BOB], ALICE, "right id, wrong room"),
+        edit_of(
+            "general",
+            sent["ivan@example.com"],
+            "ivan@example.com",
+            "refused",
+        ),
+        edit_of("general", sent[BOB], BOB, "bob, edited"),
+    ];
+    let outcomes = edit_batch(
+        &app.app.db,
+        &edits,
+        &RateLimit::parse("edit", "30/10s").unwrap(),
+    )
+    .await
+    .unwrap();
+    let codes: Vec<&str> = outcomes.iter().map(|o| o.outcome.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "not_message_author",
+            "message_deleted",
+            "content_required",
+            "message_not_found",
+            "room_not_found",
+            "message_not_found",
+            "rate_limited",
+            "ok"
+        ]
+    );
+    // The room's next two event ids, in the batch's order; the refusals took none.
+    let carol = outcomes[0].message.as_ref().unwrap();
+    let bob = outcomes[8].message.as_ref().unwrap();
+    assert_eq!((carol.event_id, bob.event_id), (before + 1, before + 2));
+    assert_eq!(room_ids(&app, "general").await.1, before + 2);
+    assert_eq!(carol.content, "carol, edited");
+    assert!(carol.edited_at.is_some());
+    assert_eq!(carol.seq, 2);
+    assert_eq!(carol.created_event, 2);
+    // Refusals cost no token; Ivan's answer says when to retry.
+    assert_eq!(tokens(&app, FRANK).await, None);
+    assert_eq!(tokens(&app, ERIN).await, None);
+    assert_eq!(outcomes[0].tokens_left, Some(29.0));
+    assert!(outcomes[7].tokens_before.unwrap() < 1.0);
+
+    // What the batch answered is what the list route serves.
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let listed_bob = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == bob.id.to_string())
+        .unwrap();
+    assert_eq!(listed_bob["content"], "bob, edited");
+    assert_eq!(listed_bob["event_id"], bob.event_id);
+    assert!(listed_bob["edited_at"].is_string());
+}
+
+/// Many authors editing at once through the API: some edits go out in batches, and every
+/// answer is what the list serves, with distinct event ids up to the room's last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_editors_are_written_together() {
+    let app = TestApp::spawn().await;
+    app.room("r1").await;
+    let authors: Vec<String> = (0..32).map(|i| format!("editor{i}@example.com")).collect();
+    let mut ids = Vec::new();
+    for author in &authors {
+        let message: Value = app
+            .post_message_as(author, "r1", &json!({"content": "draft"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(id_of(&message));
+    }
+    let mut answers: HashMap<String, Value> = HashMap::new();
+    let mut bursts = 0;
+    while app.app.edits.stats().batches == 0 || bursts < 2 {
+        bursts += 1;
+        assert!(bursts <= 5, "5 bursts of 32 concurrent edits and no batch");
+        let edits = authors.iter().zip(&ids).map(|(author, id)| {
+            let app = &app;
+            async move {
+                let response = app
+                    .client
+                    .patch(app.url(&format!("/api/rooms/r1/messages/{id}")))
+                    .bearer_auth(app.token(author))
+                    .json(&json!({"content": format!("edit {bursts} by {author}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response.json::<Value>().await.unwrap()
+            }
+        });
+        for answer in futures_util::future::join_all(edits).await {
+            answers.insert(answer["id"].as_str().unwrap().to_string(), answer);
+        }
+    }
+    println!("{bursts} bursts; queue: {:?}", app.app.edits.stats());
+    let listed: Value = app
+        .list_messages("r1", "?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed = listed["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 32);
+    let mut events: Vec<i64> = listed
+        .iter()
+        .map(|m| m["event_id"].as_i64().unwrap())
+        .collect();
+    events.sort_unstable();
+    events.dedup();
+    assert_eq!(events.len(), 32, "event ids repeat");
+    // 32 posts, then 32 edits a burst: every event id was taken, none twice.
+    assert_eq!(room_ids(&app, "r1").await.1, 32 + 32 * bursts as i64);
+    assert_eq!(*events.last().unwrap(), 32 + 32 * bursts as i64);
+    for message in listed {
+        assert_eq!(&answers[message["id"].as_str().unwrap()], message);
+    }
 }
