@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::db::write_queue::{Edits, Posts, WriteQueue};
+use crate::db::write_queue::{Edits, Posts, Reactions, WriteQueue};
 use crate::realtime::Hub;
 use crate::storage::Storage;
 
@@ -21,9 +21,10 @@ pub struct Inner {
     pub storage: Storage,
     pub auth: Authenticator,
     pub hub: Hub,
-    /// Plain posts and edits written together under load (`db::write_queue`).
+    /// Plain posts, edits and reactions written together under load (`db::write_queue`).
     pub posts: WriteQueue<Posts>,
     pub edits: WriteQueue<Edits>,
+    pub reactions: WriteQueue<Reactions>,
 }
 
 impl std::ops::Deref for App {
@@ -54,6 +55,7 @@ impl App {
         );
         let posts = WriteQueue::new(db.clone(), config.limits.posts);
         let edits = WriteQueue::new(db.clone(), config.limits.edits);
+        let reactions = WriteQueue::new(db.clone(), config.limits.reactions);
         Ok(Self(Arc::new(Inner {
             config,
             db,
@@ -62,6 +64,7 @@ impl App {
             hub,
             posts,
             edits,
+            reactions,
         })))
     }
 }

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
-use shared::db::messages::{EditOf, PlainPost, WriteOutcome, edit_batch, post_batch};
-use shared::domain::{MessageContent, RoomId};
+use shared::db::messages::{
+    EditOf, PlainPost, ReactionOf, WriteOutcome, edit_batch, post_batch, react_batch,
+};
+use shared::domain::{Emoji, MessageContent, RoomId};
 use uuid::Uuid;
 
 use crate::helpers::{ALICE, BOB, TestApp};
@@ -479,4 +481,205 @@ async fn concurrent_editors_are_written_together() {
     for message in listed {
         assert_eq!(&answers[message["id"].as_str().unwrap()], message);
     }
+}
+
+fn reaction_of(room: &str, id: Uuid, user: &str, emoji: &str, add: bool) -> ReactionOf {
+    ReactionOf {
+        room: RoomId::parse(room).unwrap(),
+        id,
+        user_email: user.into(),
+        emoji: Emoji::parse(emoji).unwrap(),
+        add,
+    }
+}
+
+#[tokio::test]
+async fn a_reaction_batch_decides_each_change_as_one_change_alone_would() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let mut sent = HashMap::new();
+    for who in [BOB, CAROL, DAVE, ERIN, "ivan@example.com"] {
+        let message: Value = app
+            .post_message_as(who, "general", &json!({"content": format!("by {who}")}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        sent.insert(who, id_of(&message));
+    }
+    let gone = app
+        .client
+        .delete(app.url(&format!("/api/rooms/general/messages/{}", sent[DAVE])))
+        .bearer_auth(app.token(DAVE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::OK);
+    // Erin's message already carries the most distinct emoji a message may.
+    sqlx::query(
+        "UPDATE chat_messages SET reactions = (SELECT jsonb_agg(jsonb_build_object('emoji', CASE WHEN g = 7 THEN '🦊' ELSE 'e' || g END, 'count', 1)) FROM generate_series(1, 50) g) WHERE id = $1",
+    )
+    .bind(sent[ERIN])
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
+         VALUES ('ivan@example.com', 'react', 0, now())",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let response = app
+        .post_as(
+            ALICE,
+            "/api/rooms",
+            &json!({"id": "secret", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, before) = room_ids(&app, "general").await;
+    let limit = RateLimit::parse("react", "60/10s").unwrap();
+
+    let changes = [
+        reaction_of("general", sent[BOB], ALICE, "👍", true),
+        reaction_of("general", sent[CAROL], BOB, "🎉", false),
+        reaction_of("general", sent[DAVE], CAROL, "👍", true),
+        reaction_of("general", sent[ERIN], FRANK, "🦀", true),
+        reaction_of("general", Uuid::now_v7(), "gina@example.com", "👍", true),
+        reaction_of("secret", Uuid::now_v7(), "hank@example.com", "👍", true),
+        reaction_of(
+            "general",
+            sent["ivan@example.com"],
+            "ivan@example.com",
+            "👍",
+            true,
+        ),
+    ];
+    let outcomes = react_batch(&app.app.db, &changes, &limit).await.unwrap();
+    let codes: Vec<&str> = outcomes.iter().map(|o| o.outcome.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "ok",
+            "message_deleted",
+            "too_many_reactions",
+            "message_not_found",
+            "room_not_found",
+            "rate_limited"
+        ]
+    );
+    let added = outcomes[0].message.as_ref().unwrap();
+    assert_eq!(added.event_id, before + 1);
+    let counts: Vec<(&str, i64)> = added
+        .reactions
+        .0
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.count))
+        .collect();
+    assert_eq!(counts, [("👍", 1)]);
+    assert_eq!(added.mine, ["👍"]);
+    assert_eq!(outcomes[0].tokens_left, Some(59.0));
+    // Removing a reaction that is not there changes nothing: no event, no token.
+    let unchanged = outcomes[1].message.as_ref().unwrap();
+    assert_eq!(unchanged.event_id, unchanged.created_event);
+    assert_eq!(outcomes[1].tokens_left, None);
+    assert_eq!(room_ids(&app, "general").await.1, before + 1);
+    assert!(outcomes[6].tokens_before.unwrap() < 1.0);
+
+    // Again: Alice's is there already (unchanged); Bob reacts and Carol removes hers.
+    let again = [
+        reaction_of("general", sent[BOB], ALICE, "👍", true),
+        reaction_of("general", sent[CAROL], BOB, "🎉", true),
+        reaction_of("general", sent[ERIN], CAROL, "🦊", true),
+    ];
+    let outcomes = react_batch(&app.app.db, &again, &limit).await.unwrap();
+    assert!(outcomes.iter().all(|o| o.outcome == "ok"));
+    let alice = outcomes[0].message.as_ref().unwrap();
+    assert_eq!(alice.event_id, before + 1, "unchanged: no new event");
+    let bob = outcomes[1].message.as_ref().unwrap();
+    let carol = outcomes[2].message.as_ref().unwrap();
+    assert_eq!((bob.event_id, carol.event_id), (before + 2, before + 3));
+    assert_eq!(bob.mine, ["🎉"]);
+    let counts = &carol.reactions.0;
+    assert_eq!(counts.len(), 50);
+    assert_eq!((counts[6].emoji.as_str(), counts[6].count), ("🦊", 2));
+
+    // The list serves what the batches answered.
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let listed_bob = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == sent[BOB].to_string())
+        .unwrap();
+    assert_eq!(listed_bob["event_id"], before + 1);
+    assert_eq!(listed_bob["reactions"][0]["emoji"], "👍");
+    assert_eq!(listed_bob["reactions"][0]["count"], 1);
+    assert_eq!(listed_bob["reactions"][0]["me"], true);
+}
+
+/// Many users reacting at once through the API, several to one message: some changes go
+/// out in batches, and the counts and event ids come out as if written one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reactions_are_written_together() {
+    let app = TestApp::spawn().await;
+    app.room("r1").await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let message: Value = app
+            .post_message_as(BOB, "r1", &json!({"content": format!("m{i}")}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(id_of(&message));
+    }
+    let users: Vec<String> = (0..32).map(|i| format!("fan{i}@example.com")).collect();
+    let mut bursts = 0;
+    while app.app.reactions.stats().batches == 0 || bursts < 2 {
+        bursts += 1;
+        assert!(
+            bursts <= 5,
+            "5 bursts of 32 concurrent reactions and no batch"
+        );
+        // Burst k adds emoji k to every message from four users each.
+        let changes = users.iter().enumerate().map(|(u, user)| {
+            let (app, id) = (&app, ids[u % 8]);
+            async move {
+                let response = app
+                    .client
+                    .put(app.url(&format!(
+                        "/api/rooms/r1/messages/{id}/reactions/{}",
+                        ["👍", "🎉", "🦀", "❤️", "🚀"][bursts - 1]
+                    )))
+                    .bearer_auth(app.token(user))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        });
+        futures_util::future::join_all(changes).await;
+    }
+    println!("{bursts} bursts; queue: {:?}", app.app.reactions.stats());
+    let listed: Value = app.list_messages("r1", "").await.json().await.unwrap();
+    let listed = listed["messages"].as_array().unwrap();
+    for message in listed {
+        let counts: Vec<i64> = message["reactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["count"].as_i64().unwrap())
+            .collect();
+        assert_eq!(counts, vec![4; bursts], "{message}");
+    }
+    // 8 posts, then 32 changes a burst: every event id taken once.
+    assert_eq!(room_ids(&app, "r1").await.1, 8 + 32 * bursts as i64);
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM chat_message_reactions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 32 * bursts as i64);
 }

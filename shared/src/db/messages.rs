@@ -852,6 +852,193 @@ pub async fn react(
         .await
 }
 
+/// Several reaction changes in ONE statement: what [`crate::db::write_queue`] sends when
+/// they wait their turn, at most one per author and one per message. Each is decided as
+/// `chat_react` decides it alone, in the same order of checks:
+///
+/// * `seen`, `target` (the messages, locked in id order), `decided`: `room_not_found`,
+///   `message_not_found`, `message_deleted` (adding to a tombstone), `too_many_reactions`,
+///   or `unchanged` (adding one already there, removing one that is not, removing from a
+///   tombstone), which answers the message as it is with no token and no event;
+/// * `took`, `locked`, `bumped`: a token each, then the rooms' rows in id order and their
+///   next event ids in the batch's order;
+/// * `added`, `removed`, `changed`: the reaction rows, then the message's counts (the same
+///   expression as `chat_react`) and event id; `notified`: each room's newest event.
+///
+/// Locks are taken messages → buckets → rooms, the order `chat_react` takes them in. The
+/// answer is one `chat_write` per change, in the arrays' order, with the message as the
+/// reacting user now sees it (`mine`: their reactions before, with this change applied).
+pub const REACT_BATCH: &str = r#"
+    WITH item AS (
+        SELECT t.i, t.room, t.id, t.usr, t.emoji, t.add
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::bool[])
+             WITH ORDINALITY AS t(room, id, usr, emoji, add, i)
+    ),
+    seen AS (
+        SELECT item.i FROM item JOIN chat_rooms r ON r.id = item.room
+        WHERE r.visibility = 'public' OR r.created_by = item.usr
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = r.id AND mm.user_email = item.usr)
+    ),
+    target AS (
+        SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+               m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions, m.reply_to,
+               m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count
+        FROM chat_messages m
+        WHERE m.id IN (SELECT item.id FROM item JOIN seen ON seen.i = item.i)
+        ORDER BY m.id
+        FOR UPDATE
+    ),
+    decided AS (
+        SELECT item.i, item.room, item.id, item.usr, item.emoji, item.add,
+               ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                     WHERE x.message_id = item.id AND x.user_email = item.usr
+                     ORDER BY x.created_at) AS mine,
+               CASE WHEN seen.i IS NULL THEN 'room_not_found'
+                    WHEN t.id IS NULL OR t.room_id <> item.room THEN 'message_not_found'
+                    WHEN t.deleted_at IS NOT NULL AND item.add THEN 'message_deleted'
+                    WHEN t.deleted_at IS NOT NULL THEN 'unchanged'
+                    WHEN EXISTS (SELECT 1 FROM chat_message_reactions x
+                                 WHERE x.message_id = item.id AND x.user_email = item.usr
+                                   AND x.emoji = item.emoji) = item.add THEN 'unchanged'
+                    WHEN item.add AND jsonb_array_length(t.reactions) >= $6
+                         AND NOT jsonb_path_exists(t.reactions, '$[*] ? (@.emoji == $e)',
+                                                   jsonb_build_object('e', item.emoji))
+                         THEN 'too_many_reactions'
+               END AS refused
+        FROM item LEFT JOIN seen ON seen.i = item.i LEFT JOIN target t ON t.id = item.id
+    ),
+    took AS (
+        INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+        SELECT d.usr, $7, $8 - 1, now() FROM decided d WHERE d.refused IS NULL ORDER BY d.usr
+        ON CONFLICT (user_email, action) DO UPDATE
+        SET tokens = LEAST($8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $9) - 1,
+            updated_at = GREATEST(now(), b.updated_at)
+        WHERE LEAST($8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $9) >= 1
+        RETURNING b.user_email, b.tokens
+    ),
+    locked AS (
+        SELECT r.id FROM chat_rooms r
+        WHERE r.id IN (SELECT d.room FROM decided d JOIN took ON took.user_email = d.usr
+                       WHERE d.refused IS NULL)
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ),
+    ok AS (
+        SELECT d.i, d.room, d.id, d.usr, d.emoji, d.add,
+               row_number() OVER (PARTITION BY d.room ORDER BY d.i) AS k
+        FROM decided d JOIN took ON took.user_email = d.usr JOIN locked l ON l.id = d.room
+        WHERE d.refused IS NULL
+    ),
+    bumped AS (
+        UPDATE chat_rooms r SET last_event = r.last_event + n.n
+        FROM (SELECT ok.room, count(*) AS n FROM ok GROUP BY ok.room) n
+        WHERE r.id = n.room
+        RETURNING r.id, r.last_event - n.n AS event0, r.last_event
+    ),
+    added AS (
+        INSERT INTO chat_message_reactions (message_id, user_email, emoji)
+        SELECT ok.id, ok.usr, ok.emoji FROM ok WHERE ok.add
+    ),
+    removed AS (
+        DELETE FROM chat_message_reactions x USING ok
+        WHERE NOT ok.add AND x.message_id = ok.id AND x.user_email = ok.usr AND x.emoji = ok.emoji
+    ),
+    changed AS (
+        UPDATE chat_messages m
+        SET event_id = b.event0 + ok.k,
+            reactions = CASE
+                WHEN ok.add AND NOT jsonb_path_exists(m.reactions, '$[*] ? (@.emoji == $e)',
+                                                      jsonb_build_object('e', ok.emoji))
+                THEN m.reactions || jsonb_build_array(jsonb_build_object('emoji', ok.emoji, 'count', 1))
+                ELSE COALESCE((
+                    SELECT jsonb_agg(t.e ORDER BY t.ord)
+                    FROM (SELECT CASE WHEN x.e->>'emoji' = ok.emoji
+                                      THEN jsonb_set(x.e, '{count}',
+                                                     to_jsonb((x.e->>'count')::int + CASE WHEN ok.add THEN 1 ELSE -1 END))
+                                      ELSE x.e END AS e,
+                                 x.ord
+                          FROM jsonb_array_elements(m.reactions) WITH ORDINALITY AS x(e, ord)) t
+                    WHERE (t.e->>'count')::int > 0), '[]')
+            END
+        FROM ok JOIN bumped b ON b.id = ok.room
+        WHERE m.id = ok.id
+        RETURNING ok.i, m.event_id, m.reactions
+    ),
+    notified AS (
+        SELECT count(pg_notify('chat_messages', b.id || ':' || b.last_event)) AS n FROM bumped b
+    )
+    SELECT CASE WHEN c.i IS NOT NULL OR d.refused = 'unchanged' THEN 'ok'
+                WHEN d.refused IS NOT NULL THEN d.refused
+                ELSE 'rate_limited' END AS outcome,
+           took.tokens AS tokens_left,
+           CASE WHEN c.i IS NULL AND d.refused IS NULL THEN COALESCE(
+               (SELECT LEAST($8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $9)
+                FROM chat_rate_limits b WHERE b.user_email = d.usr AND b.action = $7), 0)
+           END AS tokens_before,
+           NULL::text[] AS trashed,
+           t.id, t.room_id, t.seq, COALESCE(c.event_id, t.event_id) AS event_id, t.created_event,
+           t.user_email, t.content, t.client_id, t.created_at, t.edited_at, t.deleted_at,
+           COALESCE(c.reactions, t.reactions) AS reactions,
+           CASE WHEN c.i IS NULL THEN d.mine
+                WHEN d.add THEN array_append(d.mine, d.emoji)
+                ELSE array_remove(d.mine, d.emoji) END AS mine,
+           t.reply_to, t.reply_to_seq, t.reply_to_user, t.reply_excerpt, t.reply_count,
+           (SELECT COALESCE(json_agg(json_build_object(
+                       'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+            FROM chat_message_files f WHERE f.message_id = t.id) AS files
+    FROM decided d
+    CROSS JOIN notified
+    LEFT JOIN took ON took.user_email = d.usr AND d.refused IS NULL
+    LEFT JOIN changed c ON c.i = d.i
+    LEFT JOIN target t ON t.id = d.id AND (c.i IS NOT NULL OR d.refused = 'unchanged')
+    ORDER BY d.i
+"#;
+
+/// A reaction change waiting in the queue.
+#[derive(Debug, Clone)]
+pub struct ReactionOf {
+    pub room: RoomId,
+    pub id: Uuid,
+    pub user_email: String,
+    pub emoji: Emoji,
+    pub add: bool,
+}
+
+/// Sends `changes` (at most one per author and one per message) as one [`REACT_BATCH`];
+/// the outcomes come back in `changes`' order.
+pub async fn react_batch(
+    db: impl PgExecutor<'_>,
+    changes: &[ReactionOf],
+    limit: &RateLimit,
+) -> sqlx::Result<Vec<WriteOutcome>> {
+    distinct_authors(changes.iter().map(|c| c.user_email.as_str()))?;
+    let ids: Vec<Uuid> = changes.iter().map(|c| c.id).collect();
+    if (0..ids.len()).any(|i| ids[..i].contains(&ids[i])) {
+        return Err(sqlx::Error::Protocol(
+            "a batch of reactions names one message twice".into(),
+        ));
+    }
+    let rooms: Vec<&str> = changes.iter().map(|c| c.room.as_str()).collect();
+    let users: Vec<&str> = changes.iter().map(|c| c.user_email.as_str()).collect();
+    let emoji: Vec<&str> = changes.iter().map(|c| c.emoji.as_str()).collect();
+    let adds: Vec<bool> = changes.iter().map(|c| c.add).collect();
+    let outcomes: Vec<WriteOutcome> = sqlx::query_as(REACT_BATCH)
+        .bind(rooms)
+        .bind(ids)
+        .bind(users)
+        .bind(emoji)
+        .bind(adds)
+        .bind(MAX_EMOJI_PER_MESSAGE)
+        .bind(limit.action)
+        .bind(limit.capacity())
+        .bind(limit.refill_per_sec())
+        .fetch_all(db)
+        .await?;
+    answered_all(changes.len(), outcomes)
+}
+
 /// Object keys of deleted messages, removed from storage: out of the trash.
 pub const EMPTY_TRASH: &str = r#"
     DELETE FROM chat_object_trash WHERE object_key = ANY($1)

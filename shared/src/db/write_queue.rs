@@ -1,13 +1,14 @@
 //! Writes to the log that arrive while others are being written wait here and go to
 //! Postgres together: one statement for the lot, the way a database group-commits. Plain
-//! posts ([`POST_BATCH`]) and edits ([`EDIT_BATCH`]) are written this way.
+//! posts ([`POST_BATCH`]), edits ([`EDIT_BATCH`]) and reaction changes ([`REACT_BATCH`])
+//! are written this way.
 //!
 //! One process serves many concurrent requests (Fluid compute), so under load many writes
 //! are in flight at once. Written one by one, each pays a round trip, a transaction, a
 //! statement's setup and a plpgsql call; written together they pay those once
 //! (BENCHMARKS.md, "Writes written together"). Nothing waits for company: a write that finds
 //! no batch in flight is sent at once, alone, through its plpgsql function (`chat_post`,
-//! `chat_edit`) as before; writes that arrive meanwhile queue, and the next batch takes
+//! `chat_edit`, `chat_react`) as before; writes that arrive meanwhile queue, and the next batch takes
 //! them all (up to [`MAX_BATCH`], one per author: a bucket is touched once per statement,
 //! and an author's edits of one message never meet in one). At most [`MAX_IN_FLIGHT`]
 //! batches of a kind are written at a time.
@@ -18,6 +19,7 @@
 //!
 //! [`POST_BATCH`]: crate::db::messages::POST_BATCH
 //! [`EDIT_BATCH`]: crate::db::messages::EDIT_BATCH
+//! [`REACT_BATCH`]: crate::db::messages::REACT_BATCH
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -28,7 +30,7 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 
 use crate::db::limits::RateLimit;
-use crate::db::messages::{self, EditOf, NewMessage, PlainPost, WriteOutcome};
+use crate::db::messages::{self, EditOf, NewMessage, PlainPost, ReactionOf, WriteOutcome};
 use crate::domain::FileIds;
 
 /// The most writes one statement carries.
@@ -43,6 +45,11 @@ pub trait Batched: Send + Sync + 'static {
 
     /// Whose bucket the write takes a token from.
     fn author(item: &Self::Item) -> &str;
+
+    /// Whether two writes of different authors still may not share a statement.
+    fn collide(_a: &Self::Item, _b: &Self::Item) -> bool {
+        false
+    }
 
     /// Two or more writes, one per author, in one statement; outcomes in `items`' order.
     fn batch(
@@ -120,6 +127,34 @@ impl Batched for Edits {
             limit,
         )
         .await
+    }
+}
+
+/// Reaction changes: [`messages::react_batch`], or `chat_react` alone. Two changes to one
+/// message never share a statement (its row's counts are rewritten once per statement).
+pub struct Reactions;
+
+impl Batched for Reactions {
+    type Item = ReactionOf;
+
+    fn author(item: &ReactionOf) -> &str {
+        &item.user_email
+    }
+
+    fn collide(a: &ReactionOf, b: &ReactionOf) -> bool {
+        a.id == b.id
+    }
+
+    fn batch(
+        db: &PgPool,
+        items: &[ReactionOf],
+        limit: &RateLimit,
+    ) -> impl Future<Output = sqlx::Result<Vec<WriteOutcome>>> + Send {
+        messages::react_batch(db, items, limit)
+    }
+
+    async fn alone(db: &PgPool, r: &ReactionOf, limit: &RateLimit) -> sqlx::Result<WriteOutcome> {
+        messages::react(db, &r.room, r.id, &r.user_email, &r.emoji, r.add, limit).await
     }
 }
 
@@ -244,14 +279,17 @@ impl<W: Batched> Drop for Slot<W> {
     }
 }
 
-/// The oldest waiting writes, up to [`MAX_BATCH`], at most one per author; an author's
-/// later write stays queued, in its place.
+/// The oldest waiting writes, up to [`MAX_BATCH`], at most one per author (and none that
+/// [`Batched::collide`]); a write left out stays queued, in its place.
 fn take_batch<W: Batched>(waiting: &mut VecDeque<(W::Item, Answer)>) -> Vec<(W::Item, Answer)> {
     let mut batch: Vec<(W::Item, Answer)> = Vec::new();
     let mut i = 0;
     while i < waiting.len() && batch.len() < MAX_BATCH {
-        let author = W::author(&waiting[i].0);
-        if batch.iter().any(|(item, _)| W::author(item) == author) {
+        let next = &waiting[i].0;
+        if batch
+            .iter()
+            .any(|(item, _)| W::author(item) == W::author(next) || W::collide(item, next))
+        {
             i += 1;
         } else if let Some(job) = waiting.remove(i) {
             batch.push(job);
