@@ -6,10 +6,11 @@ use sqlx::PgPool;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::db::write_queue::{Edits, Posts, Reactions, WriteQueue};
 use crate::realtime::Hub;
 use crate::storage::Storage;
 
-/// Config, the lazy pool, the S3 client and the token verifier: built once per process
+/// Config, the lazy pool, the S3 client, the token verifier, the hub and the write queues: built once per process
 /// (one process serves many concurrent requests), cheap to clone.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
@@ -20,6 +21,10 @@ pub struct Inner {
     pub storage: Storage,
     pub auth: Authenticator,
     pub hub: Hub,
+    /// Plain posts, edits and reactions written together under load (`db::write_queue`).
+    pub posts: WriteQueue<Posts>,
+    pub edits: WriteQueue<Edits>,
+    pub reactions: WriteQueue<Reactions>,
 }
 
 impl std::ops::Deref for App {
@@ -48,12 +53,18 @@ impl App {
             &config.database,
             config.limits.streams_per_user,
         );
+        let posts = WriteQueue::new(db.clone(), config.limits.posts);
+        let edits = WriteQueue::new(db.clone(), config.limits.edits);
+        let reactions = WriteQueue::new(db.clone(), config.limits.reactions);
         Ok(Self(Arc::new(Inner {
             config,
             db,
             storage,
             auth,
             hub,
+            posts,
+            edits,
+            reactions,
         })))
     }
 }

@@ -182,7 +182,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 27] = [
+    let statements: [(&str, &str, Binds); 30] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -201,6 +201,36 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind(20_i64)
                 .bind(500_i64)
                 .bind(vec![ALICE.to_owned()])
+        }),
+        ("POST_BATCH", messages::POST_BATCH, |q| {
+            q.bind(vec![ROOM.to_owned(), "room-2".to_owned()])
+                .bind(vec![ID, Uuid::now_v7()])
+                .bind(vec![ALICE.to_owned(), BOB.to_owned()])
+                .bind(vec!["a".to_owned(), "b".to_owned()])
+                .bind(vec![None, Some(ID)])
+                .bind("post")
+                .bind(30.0_f64)
+                .bind(3.0_f64)
+        }),
+        ("EDIT_BATCH", messages::EDIT_BATCH, |q| {
+            q.bind(vec![ROOM.to_owned(), "room-2".to_owned()])
+                .bind(vec![ID, Uuid::now_v7()])
+                .bind(vec![ALICE.to_owned(), BOB.to_owned()])
+                .bind(vec!["a".to_owned(), "b".to_owned()])
+                .bind("edit")
+                .bind(30.0_f64)
+                .bind(3.0_f64)
+        }),
+        ("REACT_BATCH", messages::REACT_BATCH, |q| {
+            q.bind(vec![ROOM.to_owned(), "room-2".to_owned()])
+                .bind(vec![ID, Uuid::now_v7()])
+                .bind(vec![ALICE.to_owned(), BOB.to_owned()])
+                .bind(vec!["👍".to_owned(), "🎉".to_owned()])
+                .bind(vec![true, false])
+                .bind(messages::MAX_EMOJI_PER_MESSAGE)
+                .bind("react")
+                .bind(60.0_f64)
+                .bind(6.0_f64)
         }),
         ("FIND_BY_CLIENT_ID", messages::FIND_BY_CLIENT_ID, |q| {
             q.bind(ROOM).bind(ID).bind(ALICE)
@@ -290,6 +320,11 @@ async fn every_query_the_api_runs_uses_an_index() {
         );
         assert!(
             !plan.contains("Seq Scan on chat_messages"),
+            "{name}:\n{plan}"
+        );
+        // A batch of writes finds its rooms' rows by key, however many rooms there are.
+        assert!(
+            !name.ends_with("_BATCH") || !plan.contains("Seq Scan on chat_rooms"),
             "{name}:\n{plan}"
         );
     }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod batched_writes;
 mod cleanup;
 mod conversations;
 mod cors;

@@ -468,6 +468,139 @@ pub async fn post(
         .await
 }
 
+/// Several plain posts (no files, no reply) in ONE statement: what [`crate::db::write_queue`]
+/// sends when posts wait their turn. Each post is decided as `chat_post` decides it, and
+/// every guarantee holds:
+///
+/// * `took`: a token from each author's bucket (the queue puts one post per author in a
+///   batch, so a bucket is touched once), buckets locked in author order;
+/// * `locked`: then the rooms' rows, in id order (`FOR NO KEY UPDATE`), for the posts that
+///   took a token; `ok`: those whose author may see the room (public, theirs, or a member);
+/// * `bumped`: each room takes its next `n` seqs and event ids, and its posts get them in
+///   the batch's order, so seqs stay gapless and commit order is event-id order;
+/// * `written`, `marked`: the messages, then the authors' read marks in (room, author)
+///   order; `notified`: each room's newest event is `pg_notify`d (delivered at commit).
+///
+/// Locks are taken buckets → rooms → read marks, the order `chat_post` takes them in, so
+/// batches and single writes never wait on each other in a cycle. A repeated `client_id`
+/// fails the statement with a unique violation of [`CLIENT_ID_KEY`], undoing the whole
+/// batch; the queue then sends each of its posts on its own. The answer is one `chat_write`
+/// per post, in the arrays' order, built from what was written as `chat_post`
+/// answers; a refused post's `tokens_before` is its bucket as of the statement's start.
+pub const POST_BATCH: &str = r#"
+    WITH item AS (
+        SELECT t.i, t.room, t.id, t.usr, t.content, t.client_id
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])
+             WITH ORDINALITY AS t(room, id, usr, content, client_id, i)
+    ),
+    took AS (
+        INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+        SELECT item.usr, $6, $7 - 1, now() FROM item ORDER BY item.usr
+        ON CONFLICT (user_email, action) DO UPDATE
+        SET tokens = LEAST($7, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $8) - 1,
+            updated_at = GREATEST(now(), b.updated_at)
+        WHERE LEAST($7, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $8) >= 1
+        RETURNING b.user_email, b.tokens
+    ),
+    locked AS (
+        SELECT r.id, r.visibility, r.created_by FROM chat_rooms r
+        WHERE r.id IN (SELECT item.room FROM item JOIN took ON took.user_email = item.usr)
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ),
+    ok AS (
+        SELECT item.i, item.room, item.id, item.usr, item.content, item.client_id,
+               row_number() OVER (PARTITION BY item.room ORDER BY item.i) AS k
+        FROM item JOIN took ON took.user_email = item.usr JOIN locked l ON l.id = item.room
+        WHERE l.visibility = 'public' OR l.created_by = item.usr
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = l.id AND mm.user_email = item.usr)
+    ),
+    bumped AS (
+        UPDATE chat_rooms r SET last_seq = r.last_seq + n.n, last_event = r.last_event + n.n
+        FROM (SELECT ok.room, count(*) AS n FROM ok GROUP BY ok.room) n
+        WHERE r.id = n.room
+        RETURNING r.id, r.last_seq - n.n AS seq0, r.last_event - n.n AS event0, r.last_event
+    ),
+    written AS (
+        INSERT INTO chat_messages (id, room_id, seq, event_id, created_event, user_email, content,
+                                   client_id)
+        SELECT ok.id, ok.room, b.seq0 + ok.k, b.event0 + ok.k, b.event0 + ok.k, ok.usr, ok.content,
+               ok.client_id
+        FROM ok JOIN bumped b ON b.id = ok.room
+        RETURNING id, room_id, seq, event_id, user_email, created_at
+    ),
+    marked AS (
+        INSERT INTO chat_read_marks AS k (room_id, user_email, last_read_seq)
+        SELECT w.room_id, w.user_email, max(w.seq) FROM written w
+        GROUP BY w.room_id, w.user_email ORDER BY w.room_id, w.user_email
+        ON CONFLICT (room_id, user_email) DO UPDATE
+        SET last_read_seq = EXCLUDED.last_read_seq, updated_at = now()
+        WHERE k.last_read_seq < EXCLUDED.last_read_seq
+    ),
+    notified AS (
+        SELECT count(pg_notify('chat_messages', b.id || ':' || b.last_event)) AS n FROM bumped b
+    )
+    SELECT CASE WHEN w.id IS NOT NULL THEN 'ok'
+                WHEN took.user_email IS NULL THEN 'rate_limited'
+                ELSE 'room_not_found' END AS outcome,
+           took.tokens AS tokens_left,
+           CASE WHEN took.user_email IS NULL THEN COALESCE(
+               (SELECT LEAST($7, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $8)
+                FROM chat_rate_limits b WHERE b.user_email = item.usr AND b.action = $6), 0)
+           END AS tokens_before,
+           NULL::text[] AS trashed,
+           w.id, w.room_id, w.seq, w.event_id, w.event_id AS created_event, w.user_email,
+           CASE WHEN w.id IS NOT NULL THEN item.content END AS content,
+           CASE WHEN w.id IS NOT NULL THEN item.client_id END AS client_id,
+           w.created_at, NULL::timestamptz AS edited_at, NULL::timestamptz AS deleted_at,
+           '[]'::jsonb AS reactions, '{}'::text[] AS mine,
+           NULL::uuid AS reply_to, NULL::int8 AS reply_to_seq, NULL::text AS reply_to_user,
+           NULL::text AS reply_excerpt, 0 AS reply_count, '[]'::json AS files
+    FROM item
+    CROSS JOIN notified
+    LEFT JOIN took ON took.user_email = item.usr
+    LEFT JOIN written w ON w.id = item.id
+    ORDER BY item.i
+"#;
+
+/// A plain post waiting in the queue: owned, since it outlives the request's borrows.
+#[derive(Debug, Clone)]
+pub struct PlainPost {
+    pub id: Uuid,
+    pub room: RoomId,
+    pub user_email: String,
+    pub content: MessageContent,
+    pub client_id: Option<ClientId>,
+}
+
+/// Sends `posts` (at most one per author) as one [`POST_BATCH`]; the outcomes come back in
+/// `posts`' order. An author twice is refused before anything is sent.
+pub async fn post_batch(
+    db: impl PgExecutor<'_>,
+    posts: &[PlainPost],
+    limit: &RateLimit,
+) -> sqlx::Result<Vec<WriteOutcome>> {
+    distinct_authors(posts.iter().map(|p| p.user_email.as_str()))?;
+    let rooms: Vec<&str> = posts.iter().map(|p| p.room.as_str()).collect();
+    let ids: Vec<Uuid> = posts.iter().map(|p| p.id).collect();
+    let users: Vec<&str> = posts.iter().map(|p| p.user_email.as_str()).collect();
+    let contents: Vec<&str> = posts.iter().map(|p| p.content.as_str()).collect();
+    let client_ids: Vec<Option<Uuid>> = posts.iter().map(|p| p.client_id).collect();
+    let outcomes: Vec<WriteOutcome> = sqlx::query_as(POST_BATCH)
+        .bind(rooms)
+        .bind(ids)
+        .bind(users)
+        .bind(contents)
+        .bind(client_ids)
+        .bind(limit.action)
+        .bind(limit.capacity())
+        .bind(limit.refill_per_sec())
+        .fetch_all(db)
+        .await?;
+    answered_all(posts.len(), outcomes)
+}
+
 /// Edits a message's content (`chat_edit`): the author only, not a tombstone.
 pub const EDIT_MESSAGE: &str = r#"
     SELECT * FROM chat_edit($1, $2, $3, $4, $5, $6, $7)
@@ -491,6 +624,177 @@ pub async fn edit(
         .bind(limit.refill_per_sec())
         .fetch_one(db)
         .await
+}
+
+/// Several edits in ONE statement: what [`crate::db::write_queue`] sends when edits wait
+/// their turn. Each is decided as `chat_edit` decides it alone, in the same order of
+/// checks, and every guarantee holds:
+///
+/// * `seen`: the rooms each editor may see (no lock, as `chat_visible_owner`);
+/// * `target`: the messages, locked in id order (`FOR UPDATE`); `decided`: the refusals
+///   (`room_not_found`, `message_not_found`, `not_message_author`, `message_deleted`,
+///   `content_required`), which cost no token and no event;
+/// * `took`: a token from each remaining editor's bucket, in author order (one edit per
+///   author per batch);
+/// * `locked`: the rooms' rows in id order; `bumped`: each room's next event ids, given in
+///   the batch's order; `edited`: the new content, `edited_at` and event id; `notified`:
+///   each room's newest event.
+///
+/// Locks are taken messages → buckets → rooms, the order `chat_edit` takes them in. The
+/// answer is one `chat_write` per edit, in the arrays' order, with the message as its
+/// author now sees it (as `chat_write_message` answers).
+pub const EDIT_BATCH: &str = r#"
+    WITH item AS (
+        SELECT t.i, t.room, t.id, t.usr, t.content
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])
+             WITH ORDINALITY AS t(room, id, usr, content, i)
+    ),
+    seen AS (
+        SELECT item.i FROM item JOIN chat_rooms r ON r.id = item.room
+        WHERE r.visibility = 'public' OR r.created_by = item.usr
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = r.id AND mm.user_email = item.usr)
+    ),
+    target AS (
+        SELECT m.id, m.room_id, m.user_email, m.deleted_at FROM chat_messages m
+        WHERE m.id IN (SELECT item.id FROM item JOIN seen ON seen.i = item.i)
+        ORDER BY m.id
+        FOR UPDATE
+    ),
+    decided AS (
+        SELECT item.i, item.room, item.id, item.usr, item.content,
+               CASE WHEN seen.i IS NULL THEN 'room_not_found'
+                    WHEN t.id IS NULL OR t.room_id <> item.room THEN 'message_not_found'
+                    WHEN t.user_email <> item.usr THEN 'not_message_author'
+                    WHEN t.deleted_at IS NOT NULL THEN 'message_deleted'
+                    WHEN btrim(item.content, chat_white_space()) = ''
+                         AND NOT EXISTS (SELECT 1 FROM chat_message_files f
+                                         WHERE f.message_id = item.id) THEN 'content_required'
+               END AS refused
+        FROM item LEFT JOIN seen ON seen.i = item.i LEFT JOIN target t ON t.id = item.id
+    ),
+    took AS (
+        INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+        SELECT d.usr, $5, $6 - 1, now() FROM decided d WHERE d.refused IS NULL ORDER BY d.usr
+        ON CONFLICT (user_email, action) DO UPDATE
+        SET tokens = LEAST($6, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $7) - 1,
+            updated_at = GREATEST(now(), b.updated_at)
+        WHERE LEAST($6, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $7) >= 1
+        RETURNING b.user_email, b.tokens
+    ),
+    locked AS (
+        SELECT r.id FROM chat_rooms r
+        WHERE r.id IN (SELECT d.room FROM decided d JOIN took ON took.user_email = d.usr
+                       WHERE d.refused IS NULL)
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ),
+    ok AS (
+        SELECT d.i, d.room, d.id, d.content,
+               row_number() OVER (PARTITION BY d.room ORDER BY d.i) AS k
+        FROM decided d JOIN took ON took.user_email = d.usr JOIN locked l ON l.id = d.room
+        WHERE d.refused IS NULL
+    ),
+    bumped AS (
+        UPDATE chat_rooms r SET last_event = r.last_event + n.n
+        FROM (SELECT ok.room, count(*) AS n FROM ok GROUP BY ok.room) n
+        WHERE r.id = n.room
+        RETURNING r.id, r.last_event - n.n AS event0, r.last_event
+    ),
+    edited AS (
+        UPDATE chat_messages m
+        SET content = ok.content, edited_at = now(), event_id = b.event0 + ok.k
+        FROM ok JOIN bumped b ON b.id = ok.room
+        WHERE m.id = ok.id
+        RETURNING ok.i, m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+                  m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions, m.reply_to,
+                  m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count
+    ),
+    notified AS (
+        SELECT count(pg_notify('chat_messages', b.id || ':' || b.last_event)) AS n FROM bumped b
+    )
+    SELECT CASE WHEN e.id IS NOT NULL THEN 'ok'
+                WHEN d.refused IS NOT NULL THEN d.refused
+                ELSE 'rate_limited' END AS outcome,
+           took.tokens AS tokens_left,
+           CASE WHEN e.id IS NULL AND d.refused IS NULL THEN COALESCE(
+               (SELECT LEAST($6, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $7)
+                FROM chat_rate_limits b WHERE b.user_email = d.usr AND b.action = $5), 0)
+           END AS tokens_before,
+           NULL::text[] AS trashed,
+           e.id, e.room_id, e.seq, e.event_id, e.created_event, e.user_email, e.content,
+           e.client_id, e.created_at, e.edited_at, e.deleted_at, e.reactions,
+           CASE WHEN e.id IS NULL THEN NULL
+                WHEN e.reactions = '[]' THEN '{}'::text[]
+                ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                           WHERE x.message_id = e.id AND x.user_email = e.user_email
+                           ORDER BY x.created_at) END AS mine,
+           e.reply_to, e.reply_to_seq, e.reply_to_user, e.reply_excerpt, e.reply_count,
+           CASE WHEN e.id IS NOT NULL THEN
+               (SELECT COALESCE(json_agg(json_build_object(
+                           'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                           'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                FROM chat_message_files f WHERE f.message_id = e.id) END AS files
+    FROM decided d
+    CROSS JOIN notified
+    LEFT JOIN took ON took.user_email = d.usr AND d.refused IS NULL
+    LEFT JOIN edited e ON e.i = d.i
+    ORDER BY d.i
+"#;
+
+/// An edit waiting in the queue: owned, since it outlives the request's borrows.
+#[derive(Debug, Clone)]
+pub struct EditOf {
+    pub room: RoomId,
+    pub id: Uuid,
+    pub user_email: String,
+    pub content: MessageContent,
+}
+
+/// Sends `edits` (at most one per author) as one [`EDIT_BATCH`]; the outcomes come back in
+/// `edits`' order. An author twice is refused before anything is sent.
+pub async fn edit_batch(
+    db: impl PgExecutor<'_>,
+    edits: &[EditOf],
+    limit: &RateLimit,
+) -> sqlx::Result<Vec<WriteOutcome>> {
+    distinct_authors(edits.iter().map(|e| e.user_email.as_str()))?;
+    let rooms: Vec<&str> = edits.iter().map(|e| e.room.as_str()).collect();
+    let ids: Vec<Uuid> = edits.iter().map(|e| e.id).collect();
+    let users: Vec<&str> = edits.iter().map(|e| e.user_email.as_str()).collect();
+    let contents: Vec<&str> = edits.iter().map(|e| e.content.as_str()).collect();
+    let outcomes: Vec<WriteOutcome> = sqlx::query_as(EDIT_BATCH)
+        .bind(rooms)
+        .bind(ids)
+        .bind(users)
+        .bind(contents)
+        .bind(limit.action)
+        .bind(limit.capacity())
+        .bind(limit.refill_per_sec())
+        .fetch_all(db)
+        .await?;
+    answered_all(edits.len(), outcomes)
+}
+
+/// A batch touches each author's bucket once.
+fn distinct_authors<'a>(authors: impl Iterator<Item = &'a str>) -> sqlx::Result<()> {
+    let authors: Vec<&str> = authors.collect();
+    match (0..authors.len()).find(|&i| authors[..i].contains(&authors[i])) {
+        Some(i) => Err(sqlx::Error::Protocol(format!(
+            "write {i} of a batch repeats an earlier write's author"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn answered_all(sent: usize, outcomes: Vec<WriteOutcome>) -> sqlx::Result<Vec<WriteOutcome>> {
+    if outcomes.len() != sent {
+        return Err(sqlx::Error::Protocol(format!(
+            "a batch of {sent} writes answered {} rows",
+            outcomes.len()
+        )));
+    }
+    Ok(outcomes)
 }
 
 /// Deletes a message (`chat_delete`): its author or the room's owner; leaves a tombstone and
@@ -546,6 +850,193 @@ pub async fn react(
         .bind(limit.refill_per_sec())
         .fetch_one(db)
         .await
+}
+
+/// Several reaction changes in ONE statement: what [`crate::db::write_queue`] sends when
+/// they wait their turn, at most one per author and one per message. Each is decided as
+/// `chat_react` decides it alone, in the same order of checks:
+///
+/// * `seen`, `target` (the messages, locked in id order), `decided`: `room_not_found`,
+///   `message_not_found`, `message_deleted` (adding to a tombstone), `too_many_reactions`,
+///   or `unchanged` (adding one already there, removing one that is not, removing from a
+///   tombstone), which answers the message as it is with no token and no event;
+/// * `took`, `locked`, `bumped`: a token each, then the rooms' rows in id order and their
+///   next event ids in the batch's order;
+/// * `added`, `removed`, `changed`: the reaction rows, then the message's counts (the same
+///   expression as `chat_react`) and event id; `notified`: each room's newest event.
+///
+/// Locks are taken messages → buckets → rooms, the order `chat_react` takes them in. The
+/// answer is one `chat_write` per change, in the arrays' order, with the message as the
+/// reacting user now sees it (`mine`: their reactions before, with this change applied).
+pub const REACT_BATCH: &str = r#"
+    WITH item AS (
+        SELECT t.i, t.room, t.id, t.usr, t.emoji, t.add
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::bool[])
+             WITH ORDINALITY AS t(room, id, usr, emoji, add, i)
+    ),
+    seen AS (
+        SELECT item.i FROM item JOIN chat_rooms r ON r.id = item.room
+        WHERE r.visibility = 'public' OR r.created_by = item.usr
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = r.id AND mm.user_email = item.usr)
+    ),
+    target AS (
+        SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+               m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions, m.reply_to,
+               m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count
+        FROM chat_messages m
+        WHERE m.id IN (SELECT item.id FROM item JOIN seen ON seen.i = item.i)
+        ORDER BY m.id
+        FOR UPDATE
+    ),
+    decided AS (
+        SELECT item.i, item.room, item.id, item.usr, item.emoji, item.add,
+               ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                     WHERE x.message_id = item.id AND x.user_email = item.usr
+                     ORDER BY x.created_at) AS mine,
+               CASE WHEN seen.i IS NULL THEN 'room_not_found'
+                    WHEN t.id IS NULL OR t.room_id <> item.room THEN 'message_not_found'
+                    WHEN t.deleted_at IS NOT NULL AND item.add THEN 'message_deleted'
+                    WHEN t.deleted_at IS NOT NULL THEN 'unchanged'
+                    WHEN EXISTS (SELECT 1 FROM chat_message_reactions x
+                                 WHERE x.message_id = item.id AND x.user_email = item.usr
+                                   AND x.emoji = item.emoji) = item.add THEN 'unchanged'
+                    WHEN item.add AND jsonb_array_length(t.reactions) >= $6
+                         AND NOT jsonb_path_exists(t.reactions, '$[*] ? (@.emoji == $e)',
+                                                   jsonb_build_object('e', item.emoji))
+                         THEN 'too_many_reactions'
+               END AS refused
+        FROM item LEFT JOIN seen ON seen.i = item.i LEFT JOIN target t ON t.id = item.id
+    ),
+    took AS (
+        INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+        SELECT d.usr, $7, $8 - 1, now() FROM decided d WHERE d.refused IS NULL ORDER BY d.usr
+        ON CONFLICT (user_email, action) DO UPDATE
+        SET tokens = LEAST($8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $9) - 1,
+            updated_at = GREATEST(now(), b.updated_at)
+        WHERE LEAST($8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $9) >= 1
+        RETURNING b.user_email, b.tokens
+    ),
+    locked AS (
+        SELECT r.id FROM chat_rooms r
+        WHERE r.id IN (SELECT d.room FROM decided d JOIN took ON took.user_email = d.usr
+                       WHERE d.refused IS NULL)
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ),
+    ok AS (
+        SELECT d.i, d.room, d.id, d.usr, d.emoji, d.add,
+               row_number() OVER (PARTITION BY d.room ORDER BY d.i) AS k
+        FROM decided d JOIN took ON took.user_email = d.usr JOIN locked l ON l.id = d.room
+        WHERE d.refused IS NULL
+    ),
+    bumped AS (
+        UPDATE chat_rooms r SET last_event = r.last_event + n.n
+        FROM (SELECT ok.room, count(*) AS n FROM ok GROUP BY ok.room) n
+        WHERE r.id = n.room
+        RETURNING r.id, r.last_event - n.n AS event0, r.last_event
+    ),
+    added AS (
+        INSERT INTO chat_message_reactions (message_id, user_email, emoji)
+        SELECT ok.id, ok.usr, ok.emoji FROM ok WHERE ok.add
+    ),
+    removed AS (
+        DELETE FROM chat_message_reactions x USING ok
+        WHERE NOT ok.add AND x.message_id = ok.id AND x.user_email = ok.usr AND x.emoji = ok.emoji
+    ),
+    changed AS (
+        UPDATE chat_messages m
+        SET event_id = b.event0 + ok.k,
+            reactions = CASE
+                WHEN ok.add AND NOT jsonb_path_exists(m.reactions, '$[*] ? (@.emoji == $e)',
+                                                      jsonb_build_object('e', ok.emoji))
+                THEN m.reactions || jsonb_build_array(jsonb_build_object('emoji', ok.emoji, 'count', 1))
+                ELSE COALESCE((
+                    SELECT jsonb_agg(t.e ORDER BY t.ord)
+                    FROM (SELECT CASE WHEN x.e->>'emoji' = ok.emoji
+                                      THEN jsonb_set(x.e, '{count}',
+                                                     to_jsonb((x.e->>'count')::int + CASE WHEN ok.add THEN 1 ELSE -1 END))
+                                      ELSE x.e END AS e,
+                                 x.ord
+                          FROM jsonb_array_elements(m.reactions) WITH ORDINALITY AS x(e, ord)) t
+                    WHERE (t.e->>'count')::int > 0), '[]')
+            END
+        FROM ok JOIN bumped b ON b.id = ok.room
+        WHERE m.id = ok.id
+        RETURNING ok.i, m.event_id, m.reactions
+    ),
+    notified AS (
+        SELECT count(pg_notify('chat_messages', b.id || ':' || b.last_event)) AS n FROM bumped b
+    )
+    SELECT CASE WHEN c.i IS NOT NULL OR d.refused = 'unchanged' THEN 'ok'
+                WHEN d.refused IS NOT NULL THEN d.refused
+                ELSE 'rate_limited' END AS outcome,
+           took.tokens AS tokens_left,
+           CASE WHEN c.i IS NULL AND d.refused IS NULL THEN COALESCE(
+               (SELECT LEAST($8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $9)
+                FROM chat_rate_limits b WHERE b.user_email = d.usr AND b.action = $7), 0)
+           END AS tokens_before,
+           NULL::text[] AS trashed,
+           t.id, t.room_id, t.seq, COALESCE(c.event_id, t.event_id) AS event_id, t.created_event,
+           t.user_email, t.content, t.client_id, t.created_at, t.edited_at, t.deleted_at,
+           COALESCE(c.reactions, t.reactions) AS reactions,
+           CASE WHEN c.i IS NULL THEN d.mine
+                WHEN d.add THEN array_append(d.mine, d.emoji)
+                ELSE array_remove(d.mine, d.emoji) END AS mine,
+           t.reply_to, t.reply_to_seq, t.reply_to_user, t.reply_excerpt, t.reply_count,
+           (SELECT COALESCE(json_agg(json_build_object(
+                       'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+            FROM chat_message_files f WHERE f.message_id = t.id) AS files
+    FROM decided d
+    CROSS JOIN notified
+    LEFT JOIN took ON took.user_email = d.usr AND d.refused IS NULL
+    LEFT JOIN changed c ON c.i = d.i
+    LEFT JOIN target t ON t.id = d.id AND (c.i IS NOT NULL OR d.refused = 'unchanged')
+    ORDER BY d.i
+"#;
+
+/// A reaction change waiting in the queue.
+#[derive(Debug, Clone)]
+pub struct ReactionOf {
+    pub room: RoomId,
+    pub id: Uuid,
+    pub user_email: String,
+    pub emoji: Emoji,
+    pub add: bool,
+}
+
+/// Sends `changes` (at most one per author and one per message) as one [`REACT_BATCH`];
+/// the outcomes come back in `changes`' order.
+pub async fn react_batch(
+    db: impl PgExecutor<'_>,
+    changes: &[ReactionOf],
+    limit: &RateLimit,
+) -> sqlx::Result<Vec<WriteOutcome>> {
+    distinct_authors(changes.iter().map(|c| c.user_email.as_str()))?;
+    let ids: Vec<Uuid> = changes.iter().map(|c| c.id).collect();
+    if (0..ids.len()).any(|i| ids[..i].contains(&ids[i])) {
+        return Err(sqlx::Error::Protocol(
+            "a batch of reactions names one message twice".into(),
+        ));
+    }
+    let rooms: Vec<&str> = changes.iter().map(|c| c.room.as_str()).collect();
+    let users: Vec<&str> = changes.iter().map(|c| c.user_email.as_str()).collect();
+    let emoji: Vec<&str> = changes.iter().map(|c| c.emoji.as_str()).collect();
+    let adds: Vec<bool> = changes.iter().map(|c| c.add).collect();
+    let outcomes: Vec<WriteOutcome> = sqlx::query_as(REACT_BATCH)
+        .bind(rooms)
+        .bind(ids)
+        .bind(users)
+        .bind(emoji)
+        .bind(adds)
+        .bind(MAX_EMOJI_PER_MESSAGE)
+        .bind(limit.action)
+        .bind(limit.capacity())
+        .bind(limit.refill_per_sec())
+        .fetch_all(db)
+        .await?;
+    answered_all(changes.len(), outcomes)
 }
 
 /// Object keys of deleted messages, removed from storage: out of the trash.

@@ -6,6 +6,7 @@ pub mod messages;
 pub mod reads;
 pub mod rooms;
 pub mod uploads;
+pub mod write_queue;
 
 use std::str::FromStr;
 

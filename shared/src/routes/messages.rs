@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::App;
 use crate::db;
 use crate::db::limits::{Quota, RateLimit};
-use crate::db::messages::{CLIENT_ID_KEY, MessageRow, NewMessage, WriteOutcome};
+use crate::db::messages::{CLIENT_ID_KEY, EditOf, MessageRow, NewMessage, PlainPost, WriteOutcome};
 use crate::db::uploads::UploadRow;
 use crate::domain::{ClientId, Cursor, FileIds, MessageContent, Page, PageLimit, RoomId, User};
 use crate::http::error::apply_quota;
@@ -109,10 +109,21 @@ pub async fn post(
     };
 
     let limit = &app.config.limits.posts;
-    let outcome = if file_ids.is_empty() {
-        db::messages::post(&app.db, &message, limit).await
-    } else {
+    let outcome = if !file_ids.is_empty() {
         post_with_files(app, &message, &uploads).await?
+    } else if message.reply_to.is_none() {
+        // A plain post: written together with whatever else is waiting.
+        app.posts
+            .write(PlainPost {
+                id: message.id,
+                room: room.clone(),
+                user_email: user.email.clone(),
+                content: content.clone(),
+                client_id: message.client_id,
+            })
+            .await
+    } else {
+        db::messages::post(&app.db, &message, limit).await
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -199,7 +210,14 @@ pub async fn edit(
     // Blank content is checked against the message's files by `chat_edit`.
     let content = MessageContent::parse(request.content, true)?;
     let limit = &app.config.limits.edits;
-    let outcome = db::messages::edit(&app.db, &room, id, &user.email, &content, limit).await?;
+    let edit = EditOf {
+        room,
+        id,
+        user_email: user.email,
+        content,
+    };
+    // Written together with whatever other edits are waiting.
+    let outcome = app.edits.write(edit).await?;
     respond(&app, written(outcome, limit)?).await
 }
 

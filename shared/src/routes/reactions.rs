@@ -4,7 +4,7 @@ use axum::extract::State;
 use http::Response;
 
 use crate::App;
-use crate::db;
+use crate::db::messages::ReactionOf;
 use crate::http::extract::{Authed, ReactionPath};
 use crate::http::{ApiError, Body};
 use crate::routes::messages::{respond, written};
@@ -36,6 +36,14 @@ async fn react(
     add: bool,
 ) -> Result<Response<Body>, ApiError> {
     let limit = &app.config.limits.reactions;
-    let outcome = db::messages::react(&app.db, &room, id, user, &emoji, add, limit).await?;
+    let change = ReactionOf {
+        room,
+        id,
+        user_email: user.to_owned(),
+        emoji,
+        add,
+    };
+    // Written together with whatever other reaction changes are waiting.
+    let outcome = app.reactions.write(change).await?;
     respond(&app, written(outcome, limit)?).await
 }
