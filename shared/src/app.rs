@@ -56,4 +56,14 @@ impl App {
             hub,
         })))
     }
+
+    /// What processes attached images (`media`), from this context.
+    pub fn processor(&self) -> crate::media::Processor {
+        crate::media::Processor {
+            storage: self.storage.clone(),
+            db: self.db.clone(),
+            config: self.config.media.clone(),
+            max_bytes: self.config.storage.max_upload_bytes,
+        }
+    }
 }
