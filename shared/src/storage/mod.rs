@@ -183,8 +183,9 @@ impl Storage {
 
     /// The url a message shows for a file: public when a public base is configured,
     /// otherwise a presigned GET whose response is forced to the recorded type and, for
-    /// anything but an image, to `Content-Disposition: attachment`, so an uploaded page or
-    /// script is downloaded, never rendered on the storage origin.
+    /// anything but a raster image, audio or video ([`crate::domain::served_inline`]), to
+    /// `Content-Disposition: attachment`, so an uploaded page or script is downloaded,
+    /// never rendered on the storage origin.
     pub async fn file_url(
         &self,
         key: &str,
@@ -197,7 +198,7 @@ impl Storage {
         if let Some(url) = self.cached_download_url(key) {
             return Ok(url);
         }
-        let disposition = if content_type.starts_with("image/") {
+        let disposition = if crate::domain::served_inline(content_type) {
             "inline"
         } else {
             "attachment"
