@@ -24,6 +24,14 @@ ALTER TABLE chat_message_files
         CHECK (served IN ('original', 'stripped', 'resized'));
 ALTER TABLE chat_message_files ALTER COLUMN served DROP DEFAULT;
 
+-- Images still waiting for processing, oldest first, for the cleanup cron's sweep
+-- (`db::files::UNPROCESSED`, whose predicate is this one, written out the same): a send's
+-- processing that never finished (an AWS Lambda sandbox frozen or reclaimed after the
+-- response, a crash, a deploy). Only processable types, so other files never enter it.
+CREATE INDEX idx_chat_message_files_unprocessed ON chat_message_files (created_at)
+    WHERE served IS NULL
+      AND content_type IN ('image/jpeg', 'image/png', 'image/gif', 'image/webp');
+
 -- A file's thumbnail goes with it: when a delete removes the file's row, its thumbnail is
 -- queued for the cleanup cron (`chat_delete` returns, and the server deletes at once, only
 -- the file's own key).

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::helpers::{ALICE, TestApp};
 use crate::sse_client::RawStream;
 
-fn photo(width: u32, height: u32) -> DynamicImage {
+pub fn photo(width: u32, height: u32) -> DynamicImage {
     DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([
             (x * 7 % 256) as u8,
@@ -26,7 +26,7 @@ fn photo(width: u32, height: u32) -> DynamicImage {
     }))
 }
 
-fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
         ImageFormat::Jpeg => image
@@ -97,7 +97,7 @@ fn animated_gif() -> Vec<u8> {
 }
 
 /// Presigns, PUTs and attaches a file as Alice; returns the message the send answered.
-async fn send_file(app: &TestApp, name: &str, content_type: &str, bytes: &[u8]) -> Value {
+pub async fn send_file(app: &TestApp, name: &str, content_type: &str, bytes: &[u8]) -> Value {
     let upload = app
         .presigned(
             ALICE,
@@ -116,7 +116,7 @@ async fn send_file(app: &TestApp, name: &str, content_type: &str, bytes: &[u8]) 
 }
 
 /// The message's first file as listed, once it is no longer `processing`.
-async fn processed_file(app: &TestApp, message: &Value) -> Value {
+pub async fn processed_file(app: &TestApp, message: &Value) -> Value {
     for _ in 0..300 {
         let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
         let found = listed["messages"]
