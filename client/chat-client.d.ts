@@ -25,9 +25,28 @@ export interface ChatFile {
   id: string;
   file_name: string;
   content_type: string;
+  /** The upload's size, whatever `url` serves (see `served_size`). */
   size: number;
-  /** A presigned GET (valid 6 h; re-list to refresh) or a public URL. */
+  /** A presigned GET (valid 6 h; re-list to refresh) or a public URL. Served inline for
+   * raster images, audio and MP4/WebM video, as an attachment otherwise. */
   url: string;
+  /** Of the image `url` serves, orientation applied; null while processing, for anything not
+   * processed, and for an image processing refused. */
+  width: number | null;
+  height: number | null;
+  /** A WebP of at most THUMBNAIL_MAX_PX (320) on the long side. */
+  thumbnail_url: string | null;
+  /** A tiny WebP as a `data:` URI: show it blurred in a `width` × `height` box until the
+   * thumbnail loads. */
+  placeholder: string | null;
+  /** True while an image waits for processing; the message then comes again through
+   * `onUpdate` (`event: message.updated`). */
+  processing: boolean;
+  /** Which bytes `url` serves: as uploaded, re-encoded without metadata, or also scaled
+   * down to IMAGE_MAX_PX. */
+  served: "original" | "stripped" | "resized";
+  /** The size of what `url` serves. */
+  served_size: number;
 }
 
 export interface Message {

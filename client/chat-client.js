@@ -333,7 +333,8 @@ export const createClient = (options = {}) => {
         body: {
           room_id: room,
           file_name: name,
-          content_type: contentType || file.type || "application/octet-stream",
+          // A recorder's blob says `audio/webm;codecs=opus`: the API takes the bare type.
+          content_type: (contentType || file.type || "application/octet-stream").split(";")[0].trim(),
           size: file.size,
         },
         signal,

@@ -248,20 +248,7 @@ function messageItem(message) {
     text.textContent = message.content;
     item.append(text);
   }
-  for (const file of message.files) {
-    if (file.content_type.startsWith("image/")) {
-      const img = document.createElement("img");
-      img.src = file.url;
-      img.alt = file.file_name;
-      item.append(img);
-    } else {
-      const link = document.createElement("a");
-      link.href = file.url;
-      link.textContent = `📎 ${file.file_name} (${Math.ceil(file.size / 1024)} KiB)`;
-      link.rel = "noopener";
-      item.append(link);
-    }
-  }
+  for (const file of message.files) item.append(renderFile(file));
   const bar = document.createElement("div");
   bar.className = "actions";
   const reactions = message.reactions ?? [];
@@ -285,6 +272,72 @@ function messageItem(message) {
 }
 
 /** Shows each message, or replaces the shown one (an upsert by id), in seq order. */
+/** The box a thumbnail is shown in: at most 16rem × 12rem (256 × 192 px), the image's shape. */
+const THUMB_BOX = { width: 256, height: 192 };
+/** Raster images the browser shows, audio and video it plays: what the API serves inline. */
+const SHOWN_IMAGES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"];
+
+/**
+ * One attached file: an image at its final size (placeholder first, so nothing moves when the
+ * thumbnail arrives), an audio or video player, or a download link.
+ * @param {import("./chat-client.js").ChatFile} file
+ */
+function renderFile(file) {
+  const type = file.content_type;
+  if (type.startsWith("audio/")) {
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.preload = "metadata";
+    audio.src = file.url;
+    audio.title = file.file_name;
+    return audio;
+  }
+  if (type === "video/mp4" || type === "video/webm") {
+    const video = document.createElement("video");
+    video.controls = true;
+    video.preload = "metadata";
+    video.src = file.url;
+    video.title = file.file_name;
+    video.className = "video";
+    return video;
+  }
+  if (SHOWN_IMAGES.includes(type)) {
+    if (file.processing) {
+      // Not yet processed: the original may still carry its metadata, so nothing is
+      // fetched; the message comes again (message.updated) with the thumbnail.
+      const pending = document.createElement("div");
+      pending.className = "thumb pending";
+      pending.textContent = "Processing image…";
+      pending.dataset.file = file.id;
+      return pending;
+    }
+    const link = document.createElement("a");
+    link.href = file.url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    const img = document.createElement("img");
+    img.alt = file.file_name;
+    img.decoding = "async";
+    if (file.thumbnail_url && file.width && file.height) {
+      const scale = Math.min(1, THUMB_BOX.width / file.width, THUMB_BOX.height / file.height);
+      img.className = "thumb";
+      img.width = Math.max(1, Math.round(file.width * scale));
+      img.height = Math.max(1, Math.round(file.height * scale));
+      if (file.placeholder) img.style.backgroundImage = `url("${file.placeholder}")`;
+      img.src = file.thumbnail_url;
+    } else {
+      img.src = file.url; // kept as uploaded (no thumbnail could be made)
+    }
+    link.append(img);
+    return link;
+  }
+  const link = document.createElement("a");
+  link.href = file.url;
+  link.textContent = `📎 ${file.file_name} (${Math.ceil(file.size / 1024)} KiB)`;
+  link.rel = "noopener";
+  return link;
+}
+
 function addMessages(messages) {
   const list = $("messages");
   const scroller = $("scroller");
@@ -554,6 +607,59 @@ $("text").oninput = () => {
     chat.sendTyping(state.room).catch(() => {}); // best effort: typing is ephemeral
   }
 };
+// ---- voice notes ----------------------------------------------------------------------
+
+/** The first recording type this browser's MediaRecorder supports, with its extension. */
+function recordingType() {
+  const types = [
+    ["audio/webm;codecs=opus", "weba"],
+    ["audio/ogg;codecs=opus", "ogg"],
+    ["audio/mp4", "m4a"],
+  ];
+  return types.find(([t]) => globalThis.MediaRecorder?.isTypeSupported?.(t)) ?? null;
+}
+
+/** @type {{ recorder: MediaRecorder, chunks: Blob[] } | null} */
+let recording = null;
+
+async function toggleRecording() {
+  const record = $("record");
+  if (recording) {
+    recording.recorder.stop();
+    return;
+  }
+  const type = recordingType();
+  if (!type) return;
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const recorder = new MediaRecorder(stream, { mimeType: type[0] });
+  const chunks = /** @type {Blob[]} */ ([]);
+  recording = { recorder, chunks };
+  recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
+  recorder.onstop = () =>
+    guard(async () => {
+      stream.getTracks().forEach((t) => t.stop());
+      recording = null;
+      record.textContent = "🎤";
+      record.setAttribute("aria-pressed", "false");
+      const blob = new Blob(chunks, { type: type[0] });
+      if (!blob.size || !state.room) return;
+      const id = await chat.uploadFile(state.room, blob, {
+        fileName: `voice-note-${new Date().toISOString().slice(0, 19).replace(/:/g, "-")}.${type[1]}`,
+      });
+      const message = await chat.postMessage(state.room, { content: "", fileIds: [id] });
+      addMessages([message]);
+      readMoved(state.room, message.seq);
+    });
+  recorder.start();
+  record.textContent = "⏹";
+  record.setAttribute("aria-pressed", "true");
+}
+
+// Shown only where the browser can record (MediaRecorder and a microphone API).
+if (globalThis.MediaRecorder && navigator.mediaDevices?.getUserMedia && recordingType()) {
+  $("record").hidden = false;
+  $("record").onclick = () => guard(toggleRecording);
+}
 
 // ---- start --------------------------------------------------------------------------
 

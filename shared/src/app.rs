@@ -67,4 +67,14 @@ impl App {
             reactions,
         })))
     }
+
+    /// What processes attached images (`media`), from this context.
+    pub fn processor(&self) -> crate::media::Processor {
+        crate::media::Processor {
+            storage: self.storage.clone(),
+            db: self.db.clone(),
+            config: self.config.media.clone(),
+            max_bytes: self.config.storage.max_upload_bytes,
+        }
+    }
 }

@@ -16,8 +16,38 @@ pub struct Config {
     pub storage: StorageConfig,
     pub stream: StreamConfig,
     pub limits: LimitsConfig,
+    pub media: MediaConfig,
     /// `CORS_ALLOWED_ORIGINS`
     pub cors: AllowedOrigins,
+}
+
+/// Processing of attached images (`media`): sizes made, and the bounds on decoding one.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// `THUMBNAIL_MAX_PX`: the thumbnail's long side at most.
+    pub thumbnail_max_px: u32,
+    /// `IMAGE_MAX_PX`: a larger image is served re-encoded to this long side.
+    pub image_max_px: u32,
+    /// `IMAGE_DECODE_MAX_PIXELS`: an image declaring more pixels (width × height) is not
+    /// decoded at all.
+    pub decode_max_pixels: u64,
+    /// `IMAGE_DECODE_MAX_BYTES`: what a decoder may allocate (`image::Limits::max_alloc`).
+    pub decode_max_bytes: u64,
+    /// `IMAGE_PROCESS_TIMEOUT_MS`: an image not done in this time keeps its original.
+    pub timeout: Duration,
+}
+
+impl MediaConfig {
+    pub fn defaults() -> Self {
+        Self {
+            thumbnail_max_px: 320,
+            image_max_px: 2048,
+            // A 48-megapixel phone photo (8000 × 6000) passes; its RGB buffer is 144 MB.
+            decode_max_pixels: 50_000_000,
+            decode_max_bytes: 512 * 1024 * 1024,
+            timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 /// Abuse limits. Buckets are per user and hold across instances (they live in Postgres).
@@ -338,6 +368,22 @@ impl Config {
                 reactions: limit("RATE_LIMIT_REACTIONS", limit_defaults.reactions)?,
                 streams_per_user: env
                     .parse("STREAM_MAX_PER_USER", limit_defaults.streams_per_user)?,
+            },
+            media: {
+                let d = MediaConfig::defaults();
+                let media = MediaConfig {
+                    thumbnail_max_px: env.parse("THUMBNAIL_MAX_PX", d.thumbnail_max_px)?,
+                    image_max_px: env.parse("IMAGE_MAX_PX", d.image_max_px)?,
+                    decode_max_pixels: env.parse("IMAGE_DECODE_MAX_PIXELS", d.decode_max_pixels)?,
+                    decode_max_bytes: env.parse("IMAGE_DECODE_MAX_BYTES", d.decode_max_bytes)?,
+                    timeout: Duration::from_millis(
+                        env.parse("IMAGE_PROCESS_TIMEOUT_MS", d.timeout.as_millis() as u64)?,
+                    ),
+                };
+                if media.thumbnail_max_px == 0 || media.image_max_px < media.thumbnail_max_px {
+                    bail!("IMAGE_MAX_PX must be at least THUMBNAIL_MAX_PX, and both above 0");
+                }
+                media
             },
             cors: AllowedOrigins::parse(&env.get("CORS_ALLOWED_ORIGINS").unwrap_or_default()),
         })

@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod host;
 pub mod http;
+pub mod media;
 pub mod realtime;
 pub mod routes;
 pub mod storage;

@@ -114,26 +114,62 @@ pub struct FileView {
     pub id: Uuid,
     pub file_name: String,
     pub content_type: String,
+    /// The upload's size, whatever is served.
     pub size: i64,
     pub url: String,
+    /// Of the image `url` serves (orientation applied); `null` until processed, and for
+    /// anything not processed.
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// A WebP of at most `THUMBNAIL_MAX_PX` on the long side.
+    pub thumbnail_url: Option<String>,
+    /// A `data:` URI of a tiny WebP, to show (blurred) in the thumbnail's box until it loads.
+    pub placeholder: Option<String>,
+    /// `true` while an image waits for processing; the message comes again (as
+    /// `message.updated`) when it is done.
+    pub processing: bool,
+    /// Which bytes `url` serves: `original` (as uploaded), `stripped` (re-encoded without
+    /// metadata, orientation applied) or `resized` (the same, scaled to `IMAGE_MAX_PX`).
+    pub served: &'static str,
+    /// The size of what `url` serves.
+    pub served_size: i64,
+}
+
+/// A file's signed URLs: its bytes, and its thumbnail if it has one.
+#[derive(Debug)]
+pub struct FileUrls {
+    pub url: String,
+    pub thumbnail_url: Option<String>,
 }
 
 impl FileView {
-    /// `url` is the file's signed (or public) download URL.
-    pub fn new(file: FileRow, url: String) -> Self {
+    pub fn new(file: FileRow, urls: FileUrls) -> Self {
+        let processing = file.served.is_none() && crate::media::processable(&file.content_type);
+        let served = match file.served.as_deref() {
+            Some("stripped") => "stripped",
+            Some("resized") => "resized",
+            _ => "original",
+        };
         Self {
-            url,
+            url: urls.url,
+            thumbnail_url: urls.thumbnail_url,
             id: file.id,
             file_name: file.file_name,
             content_type: file.content_type,
             size: file.size,
+            width: file.width,
+            height: file.height,
+            placeholder: file.placeholder,
+            processing,
+            served,
+            served_size: file.served_size.unwrap_or(file.size),
         }
     }
 }
 
 impl MessageView {
     /// `urls` are the download URLs of `row.files`, in order.
-    pub fn new(row: MessageRow, urls: Vec<String>) -> Self {
+    pub fn new(row: MessageRow, urls: Vec<FileUrls>) -> Self {
         let files = row
             .files
             .0
@@ -208,11 +244,14 @@ pub async fn sign_messages(
 pub async fn sign_message(storage: &Storage, row: MessageRow) -> anyhow::Result<MessageView> {
     let mut urls = Vec::with_capacity(row.files.0.len());
     for file in &row.files.0 {
-        urls.push(
-            storage
-                .file_url(&file.object_key, &file.file_name, &file.content_type)
-                .await?,
-        );
+        let url = storage
+            .file_url(&file.object_key, &file.file_name, &file.content_type)
+            .await?;
+        let thumbnail_url = match &file.thumbnail_key {
+            Some(key) => Some(storage.file_url(key, &file.file_name, "image/webp").await?),
+            None => None,
+        };
+        urls.push(FileUrls { url, thumbnail_url });
     }
     Ok(MessageView::new(row, urls))
 }

@@ -177,3 +177,45 @@ async fn the_copy_a_failed_send_left_is_removed_with_its_upload() {
     assert_eq!(storage.head(&staging).await.unwrap(), ObjectState::Missing);
     assert_eq!(storage.head(&copy).await.unwrap(), ObjectState::Missing);
 }
+
+/// An image whose processing never finished (as when an AWS Lambda sandbox is frozen after
+/// the send answered) is processed by the cron once it is 10 minutes old, one event.
+#[tokio::test]
+async fn an_image_left_processing_is_processed_by_the_cron() {
+    use crate::media::{encode, photo, processed_file, send_file};
+    let app = app().await;
+    let png = encode(&photo(400, 300), image::ImageFormat::Png);
+    let sent = send_file(&app, "late.png", "image/png", &png).await;
+    processed_file(&app, &sent).await;
+    // Its result undone, as if processing had never run, first for a recent file.
+    let undo = "UPDATE chat_message_files SET served = NULL, width = NULL, height = NULL,
+                thumbnail_key = NULL, placeholder = NULL, served_size = NULL,
+                created_at = now() - make_interval(mins => $1)";
+    sqlx::query(undo).bind(2).execute(&app.db).await.unwrap();
+    let body: Value = run(&app).await.json().await.unwrap();
+    assert_eq!(
+        body["reprocessed"], 0,
+        "a send's own processing may still be running"
+    );
+
+    sqlx::query(undo).bind(11).execute(&app.db).await.unwrap();
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let before = listed["messages"][0]["event_id"].as_i64().unwrap();
+    assert_eq!(listed["messages"][0]["files"][0]["processing"], true);
+    let response = run(&app).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["reprocessed"], 1);
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let message = &listed["messages"][0];
+    assert_eq!(message["event_id"].as_i64().unwrap(), before + 1);
+    let file = &message["files"][0];
+    assert_eq!(file["processing"], false);
+    assert_eq!(
+        (file["width"].clone(), file["height"].clone()),
+        (json!(400), json!(300))
+    );
+    assert!(file["thumbnail_url"].is_string());
+    let body: Value = run(&app).await.json().await.unwrap();
+    assert_eq!(body["reprocessed"], 0);
+}

@@ -1,7 +1,7 @@
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::db::{members, messages, reads, rooms, uploads};
+use shared::db::{files, members, messages, reads, rooms, uploads};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row};
@@ -182,7 +182,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 30] = [
+    let statements: [(&str, &str, Binds); 31] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -245,6 +245,9 @@ async fn every_query_the_api_runs_uses_an_index() {
             q.bind(vec!["k".to_owned()])
         }),
         ("TRASHED", messages::TRASHED, |q| q.bind(1000_i64)),
+        ("UNPROCESSED", files::UNPROCESSED, |q| {
+            q.bind(Utc::now()).bind(20_i64)
+        }),
         ("MARK_READ", reads::MARK_READ, |q| {
             q.bind(ROOM).bind(ALICE).bind(5_i64)
         }),

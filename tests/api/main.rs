@@ -14,6 +14,7 @@ mod jwks;
 mod lambda;
 mod limits;
 mod listing;
+mod media;
 mod openapi;
 mod posting;
 mod presence;

@@ -49,7 +49,6 @@ async fn html_svg_and_executables_are_refused_by_default() {
         "application/x-msdownload",
         "application/x-sh",
         "application/javascript",
-        "application/octet-stream",
         "application/xhtml+xml",
     ] {
         let response = app
@@ -67,11 +66,60 @@ async fn html_svg_and_executables_are_refused_by_default() {
         "application/pdf",
         "text/plain",
         "application/zip",
+        "audio/webm",
+        "audio/ogg",
+        "audio/mp4",
+        "audio/mpeg",
+        "video/mp4",
+        "video/webm",
+        "application/octet-stream",
     ] {
         let response = app
             .presign(ALICE, &upload_request("x", content_type, 10))
             .await;
         assert_eq!(response.status(), StatusCode::CREATED, "{content_type}");
+    }
+    // What a browser reports for a file it does not know is allowed, but not when the
+    // name says it is a page, an SVG or a program.
+    for name in ["setup.exe", "index.html", "logo.svg", "run.sh", "tool.msi"] {
+        let response = app
+            .presign(ALICE, &upload_request(name, "application/octet-stream", 10))
+            .await;
+        assert_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            "content_type_not_allowed",
+        )
+        .await;
+    }
+    let apk = app
+        .presign(
+            ALICE,
+            &upload_request("app.apk", "application/octet-stream", 10),
+        )
+        .await;
+    assert_eq!(apk.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn audio_and_video_play_inline_and_unknown_files_download() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    for (name, content_type, inline) in [
+        ("voice.weba", "audio/webm", true),
+        ("song.mp3", "audio/mpeg", true),
+        ("clip.mp4", "video/mp4", true),
+        ("clip.webm", "video/webm", true),
+        ("app.apk", "application/octet-stream", false),
+    ] {
+        let file = share(&app, name, content_type, b"\x1aE\xdf\xa3 not really").await;
+        assert_eq!(file["processing"], false, "{name}");
+        assert_eq!(file["served"], "original", "{name}");
+        let response = download(&app, &file).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let expected = if inline { "inline;" } else { "attachment;" };
+        assert!(disposition(&response).starts_with(expected), "{name}");
+        assert_eq!(response.headers()["content-type"], content_type, "{name}");
     }
 }
 

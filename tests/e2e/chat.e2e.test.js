@@ -5,6 +5,7 @@
 // chromium`), at CHROMIUM_PATH or /usr/bin/chromium; nothing downloads a browser.
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import { deflateSync } from "node:zlib";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -427,6 +428,125 @@ test("presence and typing: B sees A online, sees A typing, and sees A leave", as
   await waitLive(a.page, other);
   await online(b.page).filter({ hasText: alice }).waitFor({ state: "detached", timeout: 10_000 });
   assert.equal(await online(b.page).count(), 1);
+
+  assert.deepEqual([...a.problems, ...b.problems], [], "no page errors");
+});
+
+/** A `width` × `height` RGB PNG (a gradient), made here. */
+function gradientPng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([length, body, sum]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) raw.set([x % 256, y % 256, 128], y * (width * 3 + 1) + 1 + x * 3);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+/** Half a second of a 440 Hz tone as 8 kHz 16-bit mono WAV. */
+function toneWav() {
+  const rate = 8000;
+  const samples = rate / 2;
+  const wav = Buffer.alloc(44 + samples * 2);
+  wav.write("RIFF", 0, "ascii");
+  wav.writeUInt32LE(36 + samples * 2, 4);
+  wav.write("WAVEfmt ", 8, "ascii");
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20);
+  wav.writeUInt16LE(1, 22);
+  wav.writeUInt32LE(rate, 24);
+  wav.writeUInt32LE(rate * 2, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write("data", 36, "ascii");
+  wav.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) wav.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), 44 + i * 2);
+  return wav;
+}
+
+test("an image shows as a thumbnail at its final size, and a voice note plays inline", async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const room = `media-${suffix}`;
+  const a = await userPage(`alice-${suffix}@example.com`);
+  const b = await userPage(`bob-${suffix}@example.com`);
+  await a.page.fill("#room-id", room);
+  await a.page.click("#new-room button[type=submit]");
+  await waitLive(a.page, room);
+  await b.page.reload();
+  await b.page.click(`#rooms button[data-room="${room}"]`);
+  await waitLive(b.page, room);
+
+  // A 640 × 480 PNG: B gets its 320 × 240 WebP thumbnail in a 256 × 192 box, the box sized
+  // before the thumbnail loads (width/height attributes), the placeholder behind it.
+  await a.page.setInputFiles("#file", { name: "gradient.png", mimeType: "image/png", buffer: gradientPng(640, 480) });
+  await a.page.fill("#text", "a photo");
+  await a.page.click("#send");
+  await seen(b.page, "a photo", 5000);
+  const thumb = b.page.locator("#messages img.thumb");
+  await thumb.waitFor({ timeout: 10_000 });
+  assert.equal(await thumb.getAttribute("width"), "256");
+  assert.equal(await thumb.getAttribute("height"), "192");
+  assert.match(await thumb.evaluate((img) => img.style.backgroundImage), /^url\("data:image\/webp;base64,/);
+  await b.page.waitForFunction(
+    () => {
+      const img = /** @type {HTMLImageElement | null} */ (document.querySelector("#messages img.thumb"));
+      return img !== null && img.complete && img.naturalWidth > 0;
+    },
+    undefined,
+    { timeout: 5000 },
+  );
+  const shown = await thumb.evaluate((img) => ({
+    natural: [img.naturalWidth, img.naturalHeight],
+    box: [img.getBoundingClientRect().width, img.getBoundingClientRect().height],
+    src: img.currentSrc,
+  }));
+  assert.deepEqual(shown.natural, [320, 240]);
+  assert.deepEqual(shown.box, [256, 192], "the box did not change when it loaded");
+  assert.match(shown.src, /\.thumb\.webp/);
+  // A's own page got the same through message.updated.
+  await a.page.locator("#messages img.thumb").waitFor({ timeout: 10_000 });
+
+  // A sends a voice note; B's page plays it inline (the player reads its duration).
+  await a.page.setInputFiles("#file", { name: "hello.wav", mimeType: "audio/wav", buffer: toneWav() });
+  await a.page.fill("#text", "a voice note");
+  await a.page.click("#send");
+  await seen(b.page, "a voice note", 5000);
+  const duration = await b.page.waitForFunction(
+    () => {
+      const audio = /** @type {HTMLAudioElement | null} */ (document.querySelector("#messages audio"));
+      return audio !== null && audio.readyState >= 1 && audio.duration;
+    },
+    undefined,
+    { timeout: 10_000 },
+  );
+  assert.ok(Math.abs(Number(await duration.jsonValue()) - 0.5) < 0.05);
+  await b.page.screenshot({ path: `${ARTIFACTS}e2e-media-bob.png` });
 
   assert.deepEqual([...a.problems, ...b.problems], [], "no page errors");
 });

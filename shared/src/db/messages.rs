@@ -44,6 +44,21 @@ pub struct FileRow {
     pub file_name: String,
     pub content_type: String,
     pub size: i64,
+    /// What processing recorded (`migrations/20261202000001_file_processing.sql`); absent
+    /// in the answer of a post, which is built before any processing.
+    #[serde(default)]
+    pub width: Option<i32>,
+    #[serde(default)]
+    pub height: Option<i32>,
+    #[serde(default)]
+    pub thumbnail_key: Option<String>,
+    #[serde(default)]
+    pub placeholder: Option<String>,
+    /// `original`, `stripped` or `resized`; `None` until processing recorded its result.
+    #[serde(default)]
+    pub served: Option<String>,
+    #[serde(default)]
+    pub served_size: Option<i64>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -74,7 +89,10 @@ pub const LIST_PAGE_LATEST: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
            (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
     FROM chat_messages m
@@ -101,7 +119,10 @@ pub const LIST_PAGE_BEFORE: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
            (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
     FROM chat_messages m
@@ -128,7 +149,10 @@ pub const LIST_PAGE_AFTER: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
            (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
     FROM chat_messages m
@@ -193,7 +217,10 @@ pub const LIST_REPLIES: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files
     FROM chat_messages m
     WHERE m.reply_to = $2 AND m.room_id = $1 AND m.seq > $3
@@ -273,7 +300,10 @@ pub const LIST_LOG: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files
     FROM chat_messages m
     WHERE m.room_id = $1 AND m.event_id > $2
@@ -312,7 +342,10 @@ pub const HUB_RANGE: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
            CASE WHEN m.reactions = '[]' THEN '[]'::json
                 ELSE (SELECT COALESCE(json_agg(json_build_array(x.user_email, x.emoji)
@@ -369,7 +402,10 @@ pub const FIND_BY_CLIENT_ID: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files
     FROM chat_messages m
     WHERE m.room_id = $1 AND m.client_id = $2 AND m.user_email = $3
@@ -733,7 +769,10 @@ pub const EDIT_BATCH: &str = r#"
            CASE WHEN e.id IS NOT NULL THEN
                (SELECT COALESCE(json_agg(json_build_object(
                            'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                           'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                           'content_type', f.content_type, 'size', f.size,
+                           'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                           'placeholder', f.placeholder, 'served', f.served,
+                           'served_size', f.served_size) ORDER BY f.id), '[]'::json)
                 FROM chat_message_files f WHERE f.message_id = e.id) END AS files
     FROM decided d
     CROSS JOIN notified
@@ -986,7 +1025,10 @@ pub const REACT_BATCH: &str = r#"
            t.reply_to, t.reply_to_seq, t.reply_to_user, t.reply_excerpt, t.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = t.id) AS files
     FROM decided d
     CROSS JOIN notified

@@ -1,5 +1,6 @@
 //! Postgres access: the per-process pool, migrations, and one module of queries per table.
 
+pub mod files;
 pub mod limits;
 pub mod members;
 pub mod messages;

@@ -11,7 +11,7 @@ pub use emoji::Emoji;
 pub use message::{ClientId, FileIds, MessageContent};
 pub use page::{Cursor, Page, PageLimit};
 pub use room::{RoomId, RoomName, Visibility};
-pub use upload::{AllowedTypes, ContentType, FileName, UploadSize};
+pub use upload::{AllowedTypes, ContentType, FileName, UploadSize, served_inline};
 pub use user::{Email, User};
 
 /// Why an input was refused. The domain knows nothing of HTTP: the edge maps each kind to

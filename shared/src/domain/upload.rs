@@ -87,8 +87,10 @@ impl ContentType {
     }
 }
 
-/// Types safe to serve from storage, with their extensions: images, PDF, plain text,
-/// office documents and zip. HTML, SVG (scriptable) and executables are not among them.
+/// Types safe to serve from storage, with their extensions: images, audio, video browsers
+/// play, PDF, plain text, office documents, zip, and `application/octet-stream` (what a
+/// browser reports for a file it does not know, e.g. an `.apk`; served as an attachment).
+/// HTML, SVG (scriptable on the storage origin) and executables are not among them.
 const KNOWN_TYPES: &[(&str, &str)] = &[
     ("image/png", ".png"),
     ("image/jpeg", ".jpg"),
@@ -120,7 +122,55 @@ const KNOWN_TYPES: &[(&str, &str)] = &[
     ("application/vnd.oasis.opendocument.spreadsheet", ".ods"),
     ("application/vnd.oasis.opendocument.presentation", ".odp"),
     ("application/zip", ".zip"),
+    ("audio/webm", ".weba"),
+    ("audio/ogg", ".ogg"),
+    ("audio/mp4", ".m4a"),
+    ("audio/x-m4a", ".m4a"),
+    ("audio/mpeg", ".mp3"),
+    ("audio/aac", ".aac"),
+    ("audio/wav", ".wav"),
+    ("audio/flac", ".flac"),
+    ("video/mp4", ".mp4"),
+    ("video/webm", ".webm"),
+    ("application/octet-stream", ".bin"),
 ];
+
+/// Extensions refused whatever the declared type (a browser reports an unknown file as
+/// `application/octet-stream`): pages and SVG render and run script once opened, and these
+/// run as programs on a click. An `.apk` or `.dmg` is a package, installed deliberately.
+const REFUSED_EXTENSIONS: &[&str] = &[
+    "html", "htm", "xhtml", "shtml", "svg", "svgz", "exe", "msi", "msix", "bat", "cmd", "com",
+    "scr", "pif", "cpl", "ps1", "vbs", "vbe", "js", "jse", "wsf", "wsh", "hta", "jar", "lnk",
+    "reg", "sh", "command", "app",
+];
+
+impl FileName {
+    /// Whether its extension is one refused whatever the type ([`REFUSED_EXTENSIONS`]).
+    pub fn is_refused(&self) -> bool {
+        self.0.rsplit_once('.').is_some_and(|(_, ext)| {
+            REFUSED_EXTENSIONS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(ext.trim_end()))
+        })
+    }
+}
+
+/// Whether a file of this type is served `inline` (shown or played in the page): raster
+/// images, audio, and the video types browsers play. Anything else, SVG included, is served
+/// as an attachment, whatever the allow-list lets in.
+pub fn served_inline(content_type: &str) -> bool {
+    matches!(
+        content_type,
+        "image/png"
+            | "image/jpeg"
+            | "image/gif"
+            | "image/webp"
+            | "image/avif"
+            | "image/heic"
+            | "video/mp4"
+            | "video/webm"
+    ) || content_type.starts_with("audio/")
+}
 
 /// `UPLOAD_ALLOWED_TYPES`: the media types that may be uploaded. Entries are exact types
 /// or `type/*`.
@@ -128,8 +178,16 @@ const KNOWN_TYPES: &[(&str, &str)] = &[
 pub struct AllowedTypes(Vec<String>);
 
 impl Default for AllowedTypes {
+    /// [`KNOWN_TYPES`], and any `audio/*` (voice notes come as webm/opus, ogg, m4a or mp3
+    /// depending on the browser).
     fn default() -> Self {
-        Self(KNOWN_TYPES.iter().map(|(t, _)| (*t).to_owned()).collect())
+        Self(
+            KNOWN_TYPES
+                .iter()
+                .map(|(t, _)| (*t).to_owned())
+                .chain(["audio/*".to_owned()])
+                .collect(),
+        )
     }
 }
 
@@ -233,6 +291,14 @@ mod tests {
             "text/plain",
             "application/zip",
             "application/vnd.ms-excel",
+            "audio/webm",
+            "audio/ogg",
+            "audio/mp4",
+            "audio/mpeg",
+            "audio/opus",
+            "video/mp4",
+            "video/webm",
+            "application/octet-stream",
         ] {
             assert!(allowed.allows(&ContentType::parse(ok).unwrap()), "{ok}");
         }
@@ -240,7 +306,6 @@ mod tests {
             "text/html",
             "image/svg+xml",
             "application/x-msdownload",
-            "application/octet-stream",
             "application/javascript",
             "application/x-sh",
         ] {
@@ -249,6 +314,52 @@ mod tests {
         let custom = AllowedTypes::parse("image/*, application/pdf");
         assert!(custom.allows(&ContentType::parse("image/tiff").unwrap()));
         assert!(!custom.allows(&ContentType::parse("text/plain").unwrap()));
+    }
+
+    #[test]
+    fn pages_svg_and_executables_are_refused_by_name_whatever_the_type() {
+        for bad in [
+            "setup.exe",
+            "page.HTML",
+            "x.svg",
+            "run.sh",
+            "a.b.js",
+            "tool.msi",
+        ] {
+            assert!(FileName::parse(bad).unwrap().is_refused(), "{bad}");
+        }
+        for ok in [
+            "app.apk",
+            "notes.txt",
+            "voice.weba",
+            "html",
+            "clip.mp4",
+            "archive.zip",
+        ] {
+            assert!(!FileName::parse(ok).unwrap().is_refused(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn images_audio_and_video_are_served_inline_and_the_rest_as_attachments() {
+        for inline in [
+            "image/png",
+            "image/jpeg",
+            "audio/webm",
+            "audio/mpeg",
+            "video/mp4",
+        ] {
+            assert!(served_inline(inline), "{inline}");
+        }
+        for attachment in [
+            "image/svg+xml",
+            "text/html",
+            "application/octet-stream",
+            "video/x-msvideo",
+            "application/pdf",
+        ] {
+            assert!(!served_inline(attachment), "{attachment}");
+        }
     }
 
     #[test]

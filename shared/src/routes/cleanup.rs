@@ -19,6 +19,11 @@ const BATCH: i64 = 100;
 const TRASH_BATCH: i64 = 1000;
 /// Concurrent object deletions.
 const PARALLEL_DELETES: usize = 16;
+/// Images left processing this long are processed by the cron (a send's own processing
+/// takes seconds).
+const REPROCESS_AFTER_MINUTES: i64 = 10;
+/// Images the cron processes per run, at most.
+const REPROCESS_BATCH: i64 = 20;
 /// Stop starting batches after this long, well inside the function's time limit; the next
 /// run picks up the rest.
 const TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(45);
@@ -78,10 +83,23 @@ pub async fn run(State(app): State<App>, headers: HeaderMap) -> Result<Response<
         db::messages::empty_trash(&app.db, &trashed).await?;
         more |= trashed.len() as i64 == TRASH_BATCH;
     }
+    // Images whose processing never finished (on Lambda a sandbox frozen or reclaimed after
+    // the send answered; a crash): processed here, each message one event, within the budget.
+    let mut reprocessed = 0usize;
+    let stale = chrono::Utc::now() - chrono::Duration::minutes(REPROCESS_AFTER_MINUTES);
+    for (message, files) in db::files::unprocessed(&app.db, stale, REPROCESS_BATCH).await? {
+        if started.elapsed() > TIME_BUDGET {
+            more = true;
+            break;
+        }
+        reprocessed += files.len();
+        app.processor().process_message(message, files).await;
+    }
     tracing::info!(
         deleted,
         batches,
         more,
+        reprocessed,
         trashed = trashed.len(),
         "cleaned up orphaned uploads"
     );
@@ -92,6 +110,7 @@ pub async fn run(State(app): State<App>, headers: HeaderMap) -> Result<Response<
             "batches": batches,
             "more": more,
             "trashed": trashed.len(),
+            "reprocessed": reprocessed,
         }),
     ))
 }

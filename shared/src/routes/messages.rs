@@ -16,6 +16,7 @@ use crate::http::error::apply_quota;
 use crate::http::extract::{Authed, Background, JsonBody, MessagePath, RoomPath};
 use crate::http::query::Query;
 use crate::http::{ApiError, Body, json_response};
+use crate::media;
 use crate::storage::{ObjectState, Staged};
 use crate::views::{MessageView, sign_message, sign_messages};
 
@@ -152,6 +153,15 @@ pub async fn post(
     // Attached: the copies are what is served; the staging objects are not read again.
     let staging = uploads.into_iter().map(|u| u.object_key).collect();
     background.spawn(app.storage.clone().delete_staging(staging));
+    // Images are processed after the answer (`processing: true` until then).
+    if row
+        .files
+        .0
+        .iter()
+        .any(|f| media::processable(&f.content_type))
+    {
+        background.spawn(app.processor().process_message(row.id, row.files.0.clone()));
+    }
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
     if let Some(quota) = quota {

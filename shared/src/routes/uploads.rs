@@ -42,7 +42,7 @@ pub async fn presign(
     })?;
     let file_name = FileName::parse(&request.file_name)?;
     let content_type = ContentType::parse(&request.content_type)?;
-    if !app.config.storage.allowed_types.allows(&content_type) {
+    if !app.config.storage.allowed_types.allows(&content_type) || file_name.is_refused() {
         return Err(ApiError::bad_request(
             "content_type_not_allowed",
             format!(

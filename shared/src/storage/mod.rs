@@ -70,6 +70,11 @@ pub enum ObjectState {
 /// `'attached/' || object_key`, into `chat_message_files`.
 pub const ATTACHED_PREFIX: &str = "attached/";
 
+/// Where an attached image's thumbnail is stored: beside the file, under `attached/`.
+pub fn thumbnail_key(attached_key: &str) -> String {
+    format!("{attached_key}.thumb.webp")
+}
+
 /// The key an upload's bytes are copied to when a message attaches it.
 pub fn attached_key(staging_key: &str) -> String {
     format!("{ATTACHED_PREFIX}{staging_key}")
@@ -178,8 +183,9 @@ impl Storage {
 
     /// The url a message shows for a file: public when a public base is configured,
     /// otherwise a presigned GET whose response is forced to the recorded type and, for
-    /// anything but an image, to `Content-Disposition: attachment`, so an uploaded page or
-    /// script is downloaded, never rendered on the storage origin.
+    /// anything but a raster image, audio or video ([`crate::domain::served_inline`]), to
+    /// `Content-Disposition: attachment`, so an uploaded page or script is downloaded,
+    /// never rendered on the storage origin.
     pub async fn file_url(
         &self,
         key: &str,
@@ -192,7 +198,7 @@ impl Storage {
         if let Some(url) = self.cached_download_url(key) {
             return Ok(url);
         }
-        let disposition = if content_type.starts_with("image/") {
+        let disposition = if crate::domain::served_inline(content_type) {
             "inline"
         } else {
             "attachment"
@@ -246,6 +252,49 @@ impl Storage {
     /// Deletes objects, all at once; a missing one is not an error.
     pub async fn delete_objects(&self, keys: &[String]) -> anyhow::Result<()> {
         futures_util::future::try_join_all(keys.iter().map(|key| self.delete(key))).await?;
+        Ok(())
+    }
+
+    /// Reads a whole object, refusing one larger than `max_bytes` (its HEAD-free
+    /// `Content-Length` is checked before the body is read).
+    pub async fn get_bytes(&self, key: &str, max_bytes: u64) -> anyhow::Result<Vec<u8>> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("GET {key}"))?;
+        let length = out.content_length().unwrap_or(-1);
+        if length < 0 || length as u64 > max_bytes {
+            anyhow::bail!("GET {key}: {length} bytes, over the {max_bytes}-byte limit");
+        }
+        let body = out
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("GET {key}: read the body"))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    /// Writes an object (server-side only: processed copies and thumbnails under
+    /// `attached/`).
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(bytes.into())
+            .send()
+            .await
+            .with_context(|| format!("PUT {key}"))?;
         Ok(())
     }
 
