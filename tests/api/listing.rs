@@ -182,7 +182,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 27] = [
+    let statements: [(&str, &str, Binds); 28] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -196,6 +196,13 @@ async fn every_query_the_api_runs_uses_an_index() {
             q.bind(ROOM).bind(10_i64).bind(500_i64).bind(ALICE)
         }),
         ("HUB_RANGE", messages::HUB_RANGE, |q| {
+            q.bind(ROOM)
+                .bind(10_i64)
+                .bind(20_i64)
+                .bind(500_i64)
+                .bind(vec![ALICE.to_owned()])
+        }),
+        ("HUB_RANGE_BACK", messages::HUB_RANGE_BACK, |q| {
             q.bind(ROOM)
                 .bind(10_i64)
                 .bind(20_i64)

@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::sse;
+use super::window::{Next, Read};
 use super::{Delivery, Hub, PAGE, render};
 use crate::db;
 use crate::db::rooms::RoomRow;
@@ -26,6 +27,8 @@ pub const RETRY_MS: u64 = 1000;
 const CLIENT_BUFFER: usize = 256;
 /// How long a stalled client is given before it is cut off.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames taken from a room's window at a time (under the hub's lock).
+const WINDOW_CHUNK: usize = 128;
 
 pub type FrameResult = Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -267,14 +270,49 @@ impl Subscriber {
         }
     }
 
-    /// Sends every change after `self.sent` from the room's log, paged, as this stream's
-    /// user sees it; stops after event `up_to` is passed (changes beyond it come live, or
-    /// were already in a later page: a message is read at its newest event only).
+    /// Sends every change after `self.sent` of the room's log, as this stream's user sees
+    /// it; stops after event `up_to` is passed (changes beyond it come live, or were already
+    /// in a later page: a message is read at its newest event only). From the room's
+    /// window when the resume point is inside it, after a fill shared with the room's other
+    /// resuming streams when it is a little before it, and from Postgres, paged, otherwise.
     async fn catch_up(&mut self, up_to: i64) -> Result<(), End> {
-        let inner = self.hub.inner();
+        let inner = self.hub.0.clone();
         // The client has seen every message created up to here.
         let seen = self.sent;
+        let mut waits = 0;
+        let mut counted = false;
         while self.sent < up_to {
+            let read = inner.window_read(&self.room, &self.user, self.sent, WINDOW_CHUNK);
+            match read {
+                Some(Read::Frames(frames, next)) => {
+                    if !counted && !frames.is_empty() {
+                        counted = true;
+                        inner.stats.window_catch_ups.fetch_add(1, Ordering::Relaxed);
+                    }
+                    for (id, created, frame) in frames {
+                        self.send(sse::relabel(&frame, created, seen)).await?;
+                        self.sent = id;
+                    }
+                    match next {
+                        Next::Live => return Ok(()),
+                        Next::More => continue,
+                        Next::Postgres => {}
+                    }
+                }
+                Some(Read::Behind) => {
+                    let filled = inner.fill_window(&self.room, self.sent, waits).await;
+                    waits += 1;
+                    if filled {
+                        continue;
+                    }
+                }
+                None => {}
+            }
+            // One page of the log from Postgres, then the window again.
+            inner
+                .stats
+                .own_catch_up_reads
+                .fetch_add(1, Ordering::Relaxed);
             let rows = db::messages::list_log(&inner.db, &self.room, self.sent, PAGE, &self.user)
                 .await
                 .map_err(|e| End::Failed(e.into()))?;
