@@ -18,6 +18,8 @@ pub enum Scenario {
     WriteCost,
     Footprint,
     Rooms,
+    Storm,
+    Spread,
     All,
 }
 
@@ -177,6 +179,19 @@ pub struct Args {
     )]
     pub cost_events: Vec<Event>,
 
+    // --- reconnect storm
+    /// Streams resuming at once, per storm.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    pub storm_clients: Vec<usize>,
+    /// How many events behind each storm stream resumes.
+    #[arg(long, default_value_t = 100)]
+    pub storm_behind: usize,
+
+    // --- fan-out across processes
+    /// Subscribers on each `--url` (each a server process on the same Postgres).
+    #[arg(long, default_value_t = 1000)]
+    pub spread_subscribers: usize,
+
     // --- footprint
     /// Footprint: streams held open while the RSS is read.
     #[arg(long, default_value_t = 5000)]
@@ -222,6 +237,9 @@ pub struct Plan {
     pub cost_seconds: Duration,
     pub cost_warmup: Duration,
     pub cost_events: Vec<Event>,
+    pub storm_clients: Vec<usize>,
+    pub storm_behind: usize,
+    pub spread_subscribers: usize,
     pub footprint_streams: usize,
     pub bin_dir: PathBuf,
     pub cold_starts: usize,
@@ -268,6 +286,9 @@ impl Args {
             cost_seconds: Duration::from_secs_f64(self.cost_seconds.max(0.5)),
             cost_warmup: Duration::from_secs(1),
             cost_events: self.cost_events.clone(),
+            storm_clients: self.storm_clients.clone(),
+            storm_behind: self.storm_behind.max(1),
+            spread_subscribers: self.spread_subscribers,
             footprint_streams: self.footprint_streams,
             bin_dir,
             cold_starts: self.cold_starts.max(1),
@@ -298,6 +319,9 @@ impl Args {
             cost_rooms: 3,
             cost_seconds: Duration::from_secs(1),
             cost_warmup: Duration::from_millis(200),
+            storm_clients: vec![10],
+            storm_behind: 10,
+            spread_subscribers: 5,
             footprint_streams: 20,
             cold_starts: 1,
             ..full
