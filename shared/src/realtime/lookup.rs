@@ -6,6 +6,7 @@
 //! started after their request arrived, as it was before the hub knew the room, so a
 //! member removed a moment ago is refused at once rather than at the hub's next tick.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -18,7 +19,25 @@ use crate::db::rooms::RoomRow;
 use crate::domain::RoomId;
 
 /// A lookup in flight: whose it is, and what it found.
-pub(crate) type Flight = Shared<BoxFuture<'static, (String, Option<RoomRow>)>>;
+pub(crate) type Flight =
+    Shared<BoxFuture<'static, (String, Result<Option<RoomRow>, Arc<sqlx::Error>>)>>;
+
+/// A shared lookup failed: every stream waiting on it is told so (a database outage stays
+/// a 503 through [`std::error::Error::source`]), none tries again on its own.
+#[derive(Debug)]
+pub struct LookupFailed(Arc<sqlx::Error>);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("look up the room")
+    }
+}
+
+impl std::error::Error for LookupFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
 
 /// What the hub knows of a watched room besides its feed.
 pub(crate) struct KnownRoom {
@@ -35,7 +54,7 @@ impl Hub {
         id: &RoomId,
         user: &str,
         resume: Option<i64>,
-    ) -> sqlx::Result<Option<RoomRow>> {
+    ) -> Result<Option<RoomRow>, LookupFailed> {
         if let Some(row) = self.known_public(id.as_str(), resume) {
             self.saved();
             return Ok(Some(row));
@@ -52,7 +71,7 @@ impl Hub {
                 .clone()
         };
         let (asker, found) = flight.await;
-        match found {
+        match found.map_err(LookupFailed)? {
             // Another stream's lookup of a public room: what it says holds for everyone,
             // unless this stream has seen a newer event than it read.
             Some(row)
@@ -68,7 +87,9 @@ impl Hub {
             None if asker == user => Ok(None),
             // A private room, a room not visible to the asker, or a failed lookup: its own.
             _ => {
-                let row = db::rooms::find_visible(&self.inner().db, id, user).await?;
+                let row = db::rooms::find_visible(&self.inner().db, id, user)
+                    .await
+                    .map_err(|e| LookupFailed(Arc::new(e)))?;
                 if let Some(row) = &row {
                     self.remember(row);
                 }
@@ -77,8 +98,7 @@ impl Hub {
         }
     }
 
-    /// One shared lookup of `id` as `user` sees it. A failure answers nothing, so every
-    /// stream waiting on it tries its own.
+    /// One shared lookup of `id` as `user` sees it.
     fn lookup(&self, id: RoomId, user: String) -> Flight {
         let hub = self.clone();
         async move {
@@ -88,17 +108,10 @@ impl Hub {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(id.as_str());
-            let found = match found {
-                Ok(found) => found,
-                Err(err) => {
-                    tracing::warn!(error = format!("{err:#}"), "room lookup failed");
-                    return (String::new(), None);
-                }
-            };
-            if let Some(row) = &found {
+            if let Ok(Some(row)) = &found {
                 hub.remember(row);
             }
-            (user, found)
+            (user, found.map_err(Arc::new))
         }
         .boxed()
         .shared()

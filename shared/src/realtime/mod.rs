@@ -27,6 +27,7 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
+pub use lookup::LookupFailed;
 pub use stats::{Stats, StatsView};
 pub use subscriber::{OpenStream, StreamRefused};
 
@@ -69,6 +70,11 @@ pub enum Delivery {
         created: i64,
         frame: Bytes,
         personal: Vec<(String, Bytes)>,
+        /// Whose own reactions the read looked up (the room's subscribers when it began),
+        /// and whether the message has any: a stream of anyone else learns which are its
+        /// user's from the log.
+        covered: Arc<HashSet<String>>,
+        reacted: bool,
     },
     /// The private room's membership changed: who may still read it. Everyone else's
     /// stream ends.
@@ -615,6 +621,8 @@ impl HubInner {
                     created: view.created_event,
                     frame,
                     personal,
+                    covered: subscribers.clone(),
+                    reacted: !view.reactions.is_empty(),
                 }));
             }
             cursor = feed.cursor;

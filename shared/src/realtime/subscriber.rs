@@ -195,7 +195,7 @@ impl Subscriber {
             // Boxed: the catch-up (a sqlx query in flight) is most of this future's size,
             // and a stream spends nearly all its life without one; inline, every open
             // stream would reserve room for it.
-            Box::pin(self.catch_up(i64::MAX)).await
+            Box::pin(self.catch_up(i64::MAX, true)).await
         };
         if let Err(end) = opened.await {
             return self.log_end(end);
@@ -217,12 +217,21 @@ impl Subscriber {
                     biased;
                     received = live.recv() => match received.as_deref() {
                         Ok(Delivery::Change { id, .. }) if *id <= self.sent => {}
-                        Ok(Delivery::Change { id, after, created, frame, personal }) => {
+                        Ok(Delivery::Change { id, after, created, frame, personal, covered, reacted }) => {
                             // The hub's read began after a change this stream has not sent:
                             // frames were broadcast before it could see them; read them from
                             // the log rather than skip them.
                             if *after > self.sent {
-                                Box::pin(self.catch_up(*after)).await?;
+                                Box::pin(self.catch_up(*after, true)).await?;
+                            }
+                            // The hub's read began before this stream registered: which of
+                            // the message's reactions are this user's is not in it.
+                            if *id > self.sent
+                                && *reacted
+                                && !covered.contains(&self.user)
+                                && !personal.iter().any(|(user, _)| *user == self.user)
+                            {
+                                Box::pin(self.catch_up(*id, false)).await?;
                             }
                             // The catch-up reads the log as it is now, so it may have sent
                             // this change (or a newer state of it) already.
@@ -274,15 +283,20 @@ impl Subscriber {
     /// it; stops after event `up_to` is passed (changes beyond it come live, or were already
     /// in a later page: a message is read at its newest event only). From the room's
     /// window when the resume point is inside it, after a fill shared with the room's other
-    /// resuming streams when it is a little before it, and from Postgres, paged, otherwise.
-    async fn catch_up(&mut self, up_to: i64) -> Result<(), End> {
+    /// resuming streams when it is a little before it, and from Postgres, paged, otherwise
+    /// (or always, without `from_window`).
+    async fn catch_up(&mut self, up_to: i64, from_window: bool) -> Result<(), End> {
         let inner = self.hub.0.clone();
         // The client has seen every message created up to here.
         let seen = self.sent;
         let mut waits = 0;
         let mut counted = false;
         while self.sent < up_to {
-            let read = inner.window_read(&self.room, &self.user, self.sent, WINDOW_CHUNK);
+            let read = if from_window {
+                inner.window_read(&self.room, &self.user, self.sent, WINDOW_CHUNK)
+            } else {
+                None
+            };
             match read {
                 Some(Read::Frames(frames, next)) => {
                     if !counted && !frames.is_empty() {
