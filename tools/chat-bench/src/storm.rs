@@ -119,9 +119,10 @@ async fn storm_once(ctx: &Ctx, server: &Server, n: usize) -> anyhow::Result<Stor
     // A fresh room's log: each post takes the next event id (the baseline's ids are
     // positions, which count the same way).
     let posts = plan.storm_behind + 10;
-    let writer = ctx.tokens.for_user("storm-writer")?;
     let mut last = 0;
-    for _ in 0..posts {
+    for k in 0..posts {
+        // A user per post: per-user post limits never bind.
+        let writer = ctx.tokens.for_user(&format!("storm-writer-{k}"))?;
         last = match api.post_message(&room, &writer, CONTENT).await {
             Ok(posted) => posted.event_id,
             // The baseline answers no event id.
