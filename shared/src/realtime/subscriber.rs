@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -303,9 +303,15 @@ impl Subscriber {
                         counted = true;
                         inner.stats.window_catch_ups.fetch_add(1, Ordering::Relaxed);
                     }
+                    // One write for the lot: a storm is thousands of streams each sent a
+                    // backlog, and a frame per write would cost a syscall per frame.
+                    let mut batch = BytesMut::new();
                     for (id, created, frame) in frames {
-                        self.send(sse::relabel(&frame, created, seen)).await?;
+                        batch.extend_from_slice(&sse::relabel(&frame, created, seen));
                         self.sent = id;
+                    }
+                    if !batch.is_empty() {
+                        self.send(batch.freeze()).await?;
                     }
                     match next {
                         Next::Live => return Ok(()),
