@@ -184,6 +184,11 @@ pub struct StreamConfig {
     /// `PRESENCE_TTL_SECS`: how long a presence entry counts without being written again
     /// (an instance that dies stops counting its users after this).
     pub presence_ttl: Duration,
+    /// `CATCHUP_WINDOW_EVENTS`: the most recent log events the hub keeps rendered per
+    /// watched room, so a resuming stream catches up from memory (0: none).
+    pub window_events: usize,
+    /// `CATCHUP_WINDOW_BYTES`: the most bytes of frames one room's window holds.
+    pub window_bytes: usize,
 }
 
 // Secrets never reach logs: Debug prints them redacted.
@@ -250,6 +255,8 @@ impl StreamConfig {
             max_per_instance: 800,
             presence_heartbeat: Duration::from_secs(15),
             presence_ttl: Duration::from_secs(45),
+            window_events: 1000,
+            window_bytes: 1024 * 1024,
         }
     }
 }
@@ -359,6 +366,8 @@ impl Config {
                     .parse("STREAM_MAX_PER_INSTANCE", stream_defaults.max_per_instance)?,
                 presence_heartbeat,
                 presence_ttl,
+                window_events: env.parse("CATCHUP_WINDOW_EVENTS", stream_defaults.window_events)?,
+                window_bytes: env.parse("CATCHUP_WINDOW_BYTES", stream_defaults.window_bytes)?,
             },
             limits: LimitsConfig {
                 posts: limit("RATE_LIMIT_POSTS", limit_defaults.posts)?,
@@ -486,6 +495,8 @@ mod tests {
         assert_eq!(c.stream.poll_interval, Duration::from_millis(500));
         assert_eq!(c.stream.max_lifetime, Duration::from_secs(280));
         assert_eq!(c.stream.max_backlog, 1000);
+        assert_eq!(c.stream.window_events, 1000);
+        assert_eq!(c.stream.window_bytes, 1024 * 1024);
     }
 
     #[test]

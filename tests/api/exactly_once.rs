@@ -24,7 +24,7 @@ const CAROL: &str = "carol@example.com";
 const DAVE: &str = "dave@example.com";
 /// A subscriber that never writes.
 const EVE: &str = "eve@example.com";
-const ROOM: &str = "general";
+pub(crate) const ROOM: &str = "general";
 const WRITERS: usize = 16;
 const AUTHORS: [&str; 4] = [ALICE, BOB, CAROL, DAVE];
 const WRITE_FOR: Duration = Duration::from_secs(4);
@@ -54,19 +54,19 @@ fn enc(raw: &str) -> String {
 
 /// What the writers did that the server accepted.
 #[derive(Debug, Default)]
-struct Done {
-    posts: usize,
-    replies: usize,
-    edits: usize,
-    reactions_added: usize,
-    reactions_removed: usize,
-    deletes: usize,
+pub(crate) struct Done {
+    pub(crate) posts: usize,
+    pub(crate) replies: usize,
+    pub(crate) edits: usize,
+    pub(crate) reactions_added: usize,
+    pub(crate) reactions_removed: usize,
+    pub(crate) deletes: usize,
     /// 409 `message_deleted`: an edit, reaction or reply that lost a race with a delete.
-    lost_to_a_delete: usize,
+    pub(crate) lost_to_a_delete: usize,
 }
 
 impl Done {
-    fn add(&mut self, other: &Done) {
+    pub(crate) fn add(&mut self, other: &Done) {
         self.posts += other.posts;
         self.replies += other.replies;
         self.edits += other.edits;
@@ -78,7 +78,7 @@ impl Done {
 }
 
 /// The messages posted so far: (id, author).
-type Known = Mutex<Vec<(String, &'static str)>>;
+pub(crate) type Known = Mutex<Vec<(String, &'static str)>>;
 
 async fn request(
     app: &TestApp,
@@ -118,7 +118,7 @@ fn accepted(what: &str, (status, body): &(StatusCode, Value), may_lose: bool) ->
     false
 }
 
-async fn writer(app: &TestApp, w: usize, known: &Known, until: Instant) -> Done {
+pub(crate) async fn writer(app: &TestApp, w: usize, known: &Known, until: Instant) -> Done {
     let me = AUTHORS[w % AUTHORS.len()];
     let mut rng = Rng::new(w as u64 + 1);
     let mut done = Done::default();
@@ -225,28 +225,28 @@ async fn writer(app: &TestApp, w: usize, known: &Known, until: Instant) -> Done 
 
 /// What one subscriber saw.
 #[derive(Debug, Default)]
-struct Seen {
-    who: String,
+pub(crate) struct Seen {
+    pub(crate) who: String,
     /// Every event id, in arrival order.
-    ids: Vec<i64>,
+    pub(crate) ids: Vec<i64>,
     /// Each message's newest state: every event's data upserted by message id.
-    state: HashMap<String, Value>,
+    pub(crate) state: HashMap<String, Value>,
     /// Streams opened.
-    opens: usize,
+    pub(crate) opens: usize,
     /// `read` events (no id).
-    reads: usize,
-    problems: Vec<String>,
+    pub(crate) reads: usize,
+    pub(crate) problems: Vec<String>,
 }
 
 impl Seen {
-    fn new(who: &str) -> Self {
+    pub(crate) fn new(who: &str) -> Self {
         Self {
             who: who.to_owned(),
             ..Self::default()
         }
     }
 
-    fn last(&self) -> i64 {
+    pub(crate) fn last(&self) -> i64 {
         self.ids.last().copied().unwrap_or(0)
     }
 
@@ -257,7 +257,7 @@ impl Seen {
     }
 
     /// One event of the log.
-    fn event(&mut self, id: Option<&str>, name: &str, data: &str) {
+    pub(crate) fn event(&mut self, id: Option<&str>, name: &str, data: &str) {
         if name == "read" {
             self.reads += 1;
             if let Some(id) = id {
@@ -407,7 +407,7 @@ async fn event_source(app: &TestApp, who: &str, target: &AtomicI64) -> Seen {
 }
 
 /// Every message of the room as `who` lists them, by id, and the room's last event.
-async fn listed(app: &TestApp, who: &str) -> (HashMap<String, Value>, i64) {
+pub(crate) async fn listed(app: &TestApp, who: &str) -> (HashMap<String, Value>, i64) {
     let mut messages = HashMap::new();
     let mut after = 0;
     let mut last_event_id = None;
@@ -432,7 +432,7 @@ async fn listed(app: &TestApp, who: &str) -> (HashMap<String, Value>, i64) {
     }
 }
 
-fn off(action: &'static str) -> RateLimit {
+pub(crate) fn off(action: &'static str) -> RateLimit {
     RateLimit::parse(action, "off").unwrap()
 }
 

@@ -182,7 +182,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 31] = [
+    let statements: [(&str, &str, Binds); 32] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -231,6 +231,13 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind("react")
                 .bind(60.0_f64)
                 .bind(6.0_f64)
+        }),
+        ("HUB_RANGE_BACK", messages::HUB_RANGE_BACK, |q| {
+            q.bind(ROOM)
+                .bind(10_i64)
+                .bind(20_i64)
+                .bind(500_i64)
+                .bind(vec![ALICE.to_owned()])
         }),
         ("FIND_BY_CLIENT_ID", messages::FIND_BY_CLIENT_ID, |q| {
             q.bind(ROOM).bind(ID).bind(ALICE)

@@ -25,5 +25,6 @@ mod safe_files;
 mod security;
 mod sse_client;
 mod static_files;
+mod storm;
 mod stream;
 mod uploads;

@@ -359,6 +359,31 @@ pub const HUB_RANGE: &str = r#"
     LIMIT $4
 "#;
 
+/// [`HUB_RANGE`] backwards: the newest `$4` messages whose newest event is in `($2, $3]`,
+/// newest first, through `idx_chat_messages_room` scanned backward. The hub fills a room's
+/// catch-up window back from its oldest entry with it, once for every stream resuming
+/// before that entry.
+pub const HUB_RANGE_BACK: &str = r#"
+    SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+           m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
+           '{}'::text[] AS mine,
+           m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
+           (SELECT COALESCE(json_agg(json_build_object(
+                       'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+            FROM chat_message_files f WHERE f.message_id = m.id) AS files,
+           CASE WHEN m.reactions = '[]' THEN '[]'::json
+                ELSE (SELECT COALESCE(json_agg(json_build_array(x.user_email, x.emoji)
+                                               ORDER BY x.created_at), '[]'::json)
+                      FROM chat_message_reactions x
+                      WHERE x.message_id = m.id AND x.user_email = ANY($5)) END AS reactors,
+           (SELECT r.members_version FROM chat_rooms r WHERE r.id = $1) AS members_version
+    FROM chat_messages m
+    WHERE m.room_id = $1 AND m.event_id > $2 AND m.event_id <= $3
+    ORDER BY m.event_id DESC
+    LIMIT $4
+"#;
+
 /// A row of [`HUB_RANGE`].
 #[derive(Debug, sqlx::FromRow)]
 pub struct HubRow {
@@ -379,6 +404,26 @@ pub async fn hub_range(
     subscribers: &[String],
 ) -> sqlx::Result<Vec<HubRow>> {
     sqlx::query_as(HUB_RANGE)
+        .bind(room)
+        .bind(after)
+        .bind(up_to)
+        .bind(limit)
+        .bind(subscribers)
+        .fetch_all(db)
+        .await
+}
+
+/// The newest `limit` changes of `room`'s log in `(after, up_to]`, newest first, with the
+/// reactions of `subscribers` ([`HUB_RANGE_BACK`]).
+pub async fn hub_range_back(
+    db: impl PgExecutor<'_>,
+    room: &str,
+    after: i64,
+    up_to: i64,
+    limit: i64,
+    subscribers: &[String],
+) -> sqlx::Result<Vec<HubRow>> {
+    sqlx::query_as(HUB_RANGE_BACK)
         .bind(room)
         .bind(after)
         .bind(up_to)

@@ -268,6 +268,12 @@ impl From<crate::domain::Invalid> for ApiError {
     }
 }
 
+impl From<crate::realtime::LookupFailed> for ApiError {
+    fn from(err: crate::realtime::LookupFailed) -> Self {
+        anyhow::Error::from(err).into()
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         anyhow::Error::from(err).into()

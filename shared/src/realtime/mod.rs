@@ -9,10 +9,13 @@
 //! several times in between once, in its newest state. Live delivery (the hub) and catch-up
 //! (a subscriber that resumes or fell behind) read the log the same way.
 
+mod catchup;
 mod listener;
+mod lookup;
 pub mod sse;
 mod stats;
 pub mod subscriber;
+mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,7 @@ use sqlx::PgPool;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
+pub use lookup::LookupFailed;
 pub use stats::{Stats, StatsView};
 pub use subscriber::{OpenStream, StreamRefused};
 
@@ -31,6 +35,7 @@ use crate::config::{DatabaseConfig, StreamConfig};
 use crate::db;
 use crate::storage::Storage;
 use crate::views::{MessageView, sign_messages};
+use window::{Entry, Window};
 
 /// The live frames a room's subscribers share. A subscriber that falls this far behind is
 /// cut off (it reconnects and catches up from Postgres) rather than waited on.
@@ -65,6 +70,11 @@ pub enum Delivery {
         created: i64,
         frame: Bytes,
         personal: Vec<(String, Bytes)>,
+        /// Whose own reactions the read looked up (the room's subscribers when it began),
+        /// and whether the message has any: a stream of anyone else learns which are its
+        /// user's from the log.
+        covered: Arc<HashSet<String>>,
+        reacted: bool,
     },
     /// The private room's membership changed: who may still read it. Everyone else's
     /// stream ends.
@@ -101,6 +111,10 @@ struct RoomFeed {
     /// Whether a heartbeat has read the room's other instances yet: until then a leave
     /// announced from elsewhere is told even of a user these streams were not told of.
     synced: bool,
+    /// The newest log entries, rendered, for streams that resume ([`window`]).
+    window: Window,
+    /// The highest message seq the hub has read (for a stream opened from its state).
+    last_seq: i64,
 }
 
 /// A (room, user) pair present here, since when: one entry of this instance's heartbeat.
@@ -142,6 +156,10 @@ pub(crate) struct HubInner {
     pub(crate) config: StreamConfig,
     unpooled_url: Option<String>,
     rooms: Mutex<HashMap<String, RoomFeed>>,
+    /// What Postgres last said of each watched room ([`lookup`]); locked after `rooms`.
+    known: lookup::Known,
+    /// Stream-open room lookups in flight, per room.
+    lookups: lookup::Lookups,
     /// Rooms a NOTIFY said advanced, with the seq it named.
     woken: Mutex<HashMap<String, i64>>,
     wake: Notify,
@@ -184,6 +202,8 @@ impl Hub {
             config,
             unpooled_url: database.url_unpooled.clone(),
             rooms: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            lookups: Mutex::new(HashMap::new()),
             woken: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             started: OnceLock::new(),
@@ -225,6 +245,7 @@ impl Hub {
         members_version: i64,
     ) -> (broadcast::Receiver<Arc<Delivery>>, Vec<String>) {
         self.start();
+        let config = &self.0.config;
         let mut rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let feed = rooms.entry(room.to_owned()).or_insert_with(|| RoomFeed {
             sender: broadcast::channel(ROOM_BUFFER).0,
@@ -237,6 +258,8 @@ impl Hub {
             gone: HashMap::new(),
             told: HashSet::new(),
             synced: false,
+            window: Window::new(known_last_event, config.window_events, config.window_bytes),
+            last_seq: 0,
         });
         let count = feed.users.entry(user.to_owned()).or_insert(0);
         *count += 1;
@@ -332,6 +355,9 @@ impl Hub {
                 (Some(_), false) => "disconnected",
             },
             listener_connects: s.listener_connects.load(Ordering::Relaxed),
+            lookups_saved: s.lookups_saved.load(Ordering::Relaxed),
+            window_catch_ups: s.window_catch_ups.load(Ordering::Relaxed),
+            own_catch_up_reads: s.own_catch_up_reads.load(Ordering::Relaxed),
         }
     }
 
@@ -561,6 +587,10 @@ impl HubInner {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         // A room whose last subscriber just left stays until their offline is told.
         rooms.retain(|_, feed| feed.sender.receiver_count() > 0 || !feed.leaving.is_empty());
+        lookup::forget_unwatched(
+            &mut self.known.lock().unwrap_or_else(|e| e.into_inner()),
+            &rooms,
+        );
         rooms
             .iter()
             .map(|(id, feed)| (id.clone(), feed.cursor))
@@ -584,7 +614,17 @@ impl HubInner {
             .cloned()
             .collect();
         let since = chrono::Utc::now() - MARK_WINDOW;
+        let asked = Instant::now();
         let (heads, marks) = db::rooms::tick(&self.db, &ids, &users, since).await?;
+        {
+            // The rooms still there, as of when the tick asked.
+            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            for head in &heads {
+                if let Some(room) = known.get_mut(&head.id) {
+                    room.checked = room.checked.max(asked);
+                }
+            }
+        }
         self.announce_membership_changes(&heads).await?;
         let advanced = watched.into_iter().filter_map(|(id, cursor)| {
             let head = heads.iter().find(|h| h.id == id)?.last_event;
@@ -703,16 +743,16 @@ impl HubInner {
 
     async fn deliver(&self, room: &str, mut cursor: i64, head: i64) -> anyhow::Result<()> {
         loop {
-            let subscribers: Vec<String> = {
+            let subscribers: Arc<HashSet<String>> = {
                 let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
                 match rooms.get(room) {
-                    Some(feed) => feed.users.keys().cloned().collect(),
+                    Some(feed) => Arc::new(feed.users.keys().cloned().collect()),
                     None => return Ok(()),
                 }
             };
+            let users: Vec<String> = subscribers.iter().cloned().collect();
             self.stats.statements.fetch_add(1, Ordering::Relaxed);
-            let rows =
-                db::messages::hub_range(&self.db, room, cursor, head, PAGE, &subscribers).await?;
+            let rows = db::messages::hub_range(&self.db, room, cursor, head, PAGE, &users).await?;
             let fetched = rows.len() as i64;
             // A membership change committed before these changes: tell the subscribers who
             // may still read the room first, on the same channel, so a removed member's
@@ -749,6 +789,19 @@ impl HubInner {
                 let personal = personal_frames(&view, &reactors, seen);
                 let after = feed.cursor;
                 feed.cursor = view.event_id;
+                feed.last_seq = feed.last_seq.max(view.seq);
+                // Kept for streams that resume (their own catch-up), as sent live.
+                feed.window.push(
+                    view.event_id,
+                    Entry::new(
+                        view.id,
+                        view.created_event,
+                        frame.clone(),
+                        personal.clone(),
+                        subscribers.clone(),
+                        !view.reactions.is_empty(),
+                    ),
+                );
                 // No receivers is fine: the room is dropped on the next tick.
                 let _ = feed.sender.send(Arc::new(Delivery::Change {
                     id: view.event_id,
@@ -756,6 +809,8 @@ impl HubInner {
                     created: view.created_event,
                     frame,
                     personal,
+                    covered: subscribers.clone(),
+                    reacted: !view.reactions.is_empty(),
                 }));
             }
             cursor = feed.cursor;

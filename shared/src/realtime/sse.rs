@@ -37,6 +37,17 @@ pub fn renamed(frame: &Bytes, from: &str, to: &str) -> Bytes {
     }
 }
 
+/// A change's `frame`, as rendered against any resume point, named for a reader that has
+/// shown every message created up to event `seen`: `message` for a message created after
+/// it, `message.updated` otherwise (`message.deleted` stays).
+pub fn relabel(frame: &Bytes, created: i64, seen: i64) -> Bytes {
+    if created > seen {
+        renamed(frame, "message.updated", "message")
+    } else {
+        renamed(frame, "message", "message.updated")
+    }
+}
+
 /// An event with no `id:` line: `EventSource` keeps its last event id, so the resume point
 /// is untouched (read marks).
 pub fn event_without_id(name: &str, data: &str) -> Bytes {
@@ -57,6 +68,24 @@ mod tests {
         );
         let deleted = event(8, "message.deleted", "{}");
         assert_eq!(renamed(&deleted, "message", "message.updated"), deleted);
+    }
+
+    #[test]
+    fn a_frame_is_relabelled_against_the_readers_resume_point() {
+        let updated = event(9, "message.updated", "{}");
+        assert_eq!(
+            &relabel(&updated, 5, 4)[..],
+            b"id: 9\nevent: message\ndata: {}\n\n"
+        );
+        assert_eq!(relabel(&updated, 5, 5), updated);
+        let new = event(9, "message", "{}");
+        assert_eq!(
+            &relabel(&new, 5, 6)[..],
+            b"id: 9\nevent: message.updated\ndata: {}\n\n"
+        );
+        let deleted = event(9, "message.deleted", "{}");
+        assert_eq!(relabel(&deleted, 5, 4), deleted);
+        assert_eq!(relabel(&deleted, 5, 6), deleted);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct Stats {
     pub statements: AtomicU64,
     pub listener_connected: AtomicBool,
     pub listener_connects: AtomicU64,
+    /// Stream opens whose room lookup cost no query of their own: answered from the hub's
+    /// state of the room, or by another stream's lookup.
+    pub lookups_saved: AtomicU64,
+    /// Catch-ups (whole or in part) sent from a room's window.
+    pub window_catch_ups: AtomicU64,
+    /// Catch-up pages a stream read from Postgres alone.
+    pub own_catch_up_reads: AtomicU64,
 }
 
 /// What `/api/health` shows of the hub.
@@ -64,6 +71,9 @@ pub struct StatsView {
     pub statements_total: u64,
     pub listener: &'static str,
     pub listener_connects: u64,
+    pub lookups_saved: u64,
+    pub window_catch_ups: u64,
+    pub own_catch_up_reads: u64,
 }
 
 #[cfg(test)]

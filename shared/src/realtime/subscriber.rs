@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::Frame;
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::sse;
+use super::window::{Next, Read};
 use super::{Delivery, Hub, PAGE, render};
 use crate::db;
 use crate::db::rooms::RoomRow;
@@ -26,6 +27,8 @@ pub const RETRY_MS: u64 = 1000;
 const CLIENT_BUFFER: usize = 256;
 /// How long a stalled client is given before it is cut off.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames taken from a room's window at a time (under the hub's lock).
+const WINDOW_CHUNK: usize = 128;
 
 pub type FrameResult = Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -202,7 +205,7 @@ impl Subscriber {
             // Boxed: the catch-up (a sqlx query in flight) is most of this future's size,
             // and a stream spends nearly all its life without one; inline, every open
             // stream would reserve room for it.
-            Box::pin(self.catch_up(i64::MAX)).await
+            Box::pin(self.catch_up(i64::MAX, true)).await
         };
         if let Err(end) = opened.await {
             return self.log_end(end);
@@ -224,12 +227,21 @@ impl Subscriber {
                     biased;
                     received = live.recv() => match received.as_deref() {
                         Ok(Delivery::Change { id, .. }) if *id <= self.sent => {}
-                        Ok(Delivery::Change { id, after, created, frame, personal }) => {
+                        Ok(Delivery::Change { id, after, created, frame, personal, covered, reacted }) => {
                             // The hub's read began after a change this stream has not sent:
                             // frames were broadcast before it could see them; read them from
                             // the log rather than skip them.
                             if *after > self.sent {
-                                Box::pin(self.catch_up(*after)).await?;
+                                Box::pin(self.catch_up(*after, true)).await?;
+                            }
+                            // The hub's read began before this stream registered: which of
+                            // the message's reactions are this user's is not in it.
+                            if *id > self.sent
+                                && *reacted
+                                && !covered.contains(&self.user)
+                                && !personal.iter().any(|(user, _)| *user == self.user)
+                            {
+                                Box::pin(self.catch_up(*id, false)).await?;
                             }
                             // The catch-up reads the log as it is now, so it may have sent
                             // this change (or a newer state of it) already.
@@ -277,14 +289,60 @@ impl Subscriber {
         }
     }
 
-    /// Sends every change after `self.sent` from the room's log, paged, as this stream's
-    /// user sees it; stops after event `up_to` is passed (changes beyond it come live, or
-    /// were already in a later page: a message is read at its newest event only).
-    async fn catch_up(&mut self, up_to: i64) -> Result<(), End> {
-        let inner = self.hub.inner();
+    /// Sends every change after `self.sent` of the room's log, as this stream's user sees
+    /// it; stops after event `up_to` is passed (changes beyond it come live, or were already
+    /// in a later page: a message is read at its newest event only). From the room's
+    /// window when the resume point is inside it, after a fill shared with the room's other
+    /// resuming streams when it is a little before it, and from Postgres, paged, otherwise
+    /// (or always, without `from_window`).
+    async fn catch_up(&mut self, up_to: i64, from_window: bool) -> Result<(), End> {
+        let inner = self.hub.0.clone();
         // The client has seen every message created up to here.
         let seen = self.sent;
+        let mut waits = 0;
+        let mut counted = false;
         while self.sent < up_to {
+            let read = if from_window {
+                inner.window_read(&self.room, &self.user, self.sent, WINDOW_CHUNK)
+            } else {
+                None
+            };
+            match read {
+                Some(Read::Frames(frames, next)) => {
+                    if !counted && !frames.is_empty() {
+                        counted = true;
+                        inner.stats.window_catch_ups.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // One write for the lot: a storm is thousands of streams each sent a
+                    // backlog, and a frame per write would cost a syscall per frame.
+                    let mut batch = BytesMut::new();
+                    for (id, created, frame) in frames {
+                        batch.extend_from_slice(&sse::relabel(&frame, created, seen));
+                        self.sent = id;
+                    }
+                    if !batch.is_empty() {
+                        self.send(batch.freeze()).await?;
+                    }
+                    match next {
+                        Next::Live => return Ok(()),
+                        Next::More => continue,
+                        Next::Postgres => {}
+                    }
+                }
+                Some(Read::Behind) => {
+                    let filled = inner.fill_window(&self.room, self.sent, waits).await;
+                    waits += 1;
+                    if filled {
+                        continue;
+                    }
+                }
+                None => {}
+            }
+            // One page of the log from Postgres, then the window again.
+            inner
+                .stats
+                .own_catch_up_reads
+                .fetch_add(1, Ordering::Relaxed);
             let rows = db::messages::list_log(&inner.db, &self.room, self.sent, PAGE, &self.user)
                 .await
                 .map_err(|e| End::Failed(e.into()))?;

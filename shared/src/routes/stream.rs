@@ -6,7 +6,6 @@ use http_body_util::StreamBody;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::App;
-use crate::db;
 use crate::domain::Cursor;
 use crate::http::extract::{RoomPath, StreamAuthed};
 use crate::http::query::Query;
@@ -27,7 +26,11 @@ pub async fn open(
     let resume = resume_point(&headers, &query)?;
     // The caps first: a refused stream costs the database nothing.
     let place = app.hub.reserve(&user)?;
-    let room = db::rooms::find_visible(&app.db, &room, &user.email)
+    // From the hub's state of a watched public room, or one query shared by the streams
+    // opening on the room at once.
+    let room = app
+        .hub
+        .find_room(&room, &user.email, resume)
         .await?
         .ok_or_else(ApiError::room_not_found)?;
     let frames = app.hub.subscribe(place, &user, &room, resume);

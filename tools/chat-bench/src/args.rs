@@ -20,6 +20,8 @@ pub enum Scenario {
     Rooms,
     /// Typing and presence across two servers on one database (give two `--url`s).
     Presence,
+    Storm,
+    Spread,
     All,
 }
 
@@ -192,6 +194,18 @@ pub struct Args {
     /// the second reports its users offline. The first server is gone afterwards.
     #[arg(long)]
     pub presence_kill: bool,
+    // --- reconnect storm
+    /// Streams resuming at once, per storm.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    pub storm_clients: Vec<usize>,
+    /// How many events behind each storm stream resumes.
+    #[arg(long, default_value_t = 100)]
+    pub storm_behind: usize,
+
+    // --- fan-out across processes
+    /// Subscribers on each `--url` (each a server process on the same Postgres).
+    #[arg(long, default_value_t = 1000)]
+    pub spread_subscribers: usize,
 
     // --- footprint
     /// Footprint: streams held open while the RSS is read.
@@ -241,6 +255,9 @@ pub struct Plan {
     pub typing_events: usize,
     pub presence_joins: usize,
     pub presence_kill: bool,
+    pub storm_clients: Vec<usize>,
+    pub storm_behind: usize,
+    pub spread_subscribers: usize,
     pub footprint_streams: usize,
     pub bin_dir: PathBuf,
     pub cold_starts: usize,
@@ -290,6 +307,9 @@ impl Args {
             typing_events: self.typing_events.max(1),
             presence_joins: self.presence_joins.max(1),
             presence_kill: self.presence_kill,
+            storm_clients: self.storm_clients.clone(),
+            storm_behind: self.storm_behind.max(1),
+            spread_subscribers: self.spread_subscribers,
             footprint_streams: self.footprint_streams,
             bin_dir,
             cold_starts: self.cold_starts.max(1),
@@ -322,6 +342,9 @@ impl Args {
             cost_warmup: Duration::from_millis(200),
             typing_events: 10,
             presence_joins: 2,
+            storm_clients: vec![10],
+            storm_behind: 10,
+            spread_subscribers: 5,
             footprint_streams: 20,
             cold_starts: 1,
             ..full

@@ -41,17 +41,17 @@ impl Change {
 }
 
 pub struct Run {
-    delivered: u64,
-    expected: u64,
-    latency: Latency,
-    post_latency: Latency,
-    lost: u64,
-    duplicated: u64,
-    reordered: u64,
-    reconnects: u64,
-    errors: u64,
-    connect: Duration,
-    rss_mib: Option<f64>,
+    pub(crate) delivered: u64,
+    pub(crate) expected: u64,
+    pub(crate) latency: Latency,
+    pub(crate) post_latency: Latency,
+    pub(crate) lost: u64,
+    pub(crate) duplicated: u64,
+    pub(crate) reordered: u64,
+    pub(crate) reconnects: u64,
+    pub(crate) errors: u64,
+    pub(crate) connect: Duration,
+    pub(crate) rss_mib: Option<f64>,
 }
 
 pub async fn run(ctx: &mut Ctx) {
@@ -216,7 +216,7 @@ async fn once(
 }
 
 /// Counts, per subscriber and event id, what arrived against what was sent.
-fn check(feeds: &[Feed], sent_at: &HashMap<i64, Instant>) -> Run {
+pub(crate) fn check(feeds: &[Feed], sent_at: &HashMap<i64, Instant>) -> Run {
     let mut run = Run {
         delivered: 0,
         expected: 0,

@@ -19,6 +19,7 @@ pub mod process;
 pub mod report;
 mod rooms;
 pub mod sse;
+mod storm;
 mod write_cost;
 mod writes;
 
@@ -155,9 +156,18 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     let everyone = ctx.servers.clone();
     let api_only: Vec<Server> = everyone.iter().filter(|s| !s.baseline).cloned().collect();
     if api_only.len() < everyone.len() {
-        println!("- the plain-insert baseline takes part in `writes` and `write-cost` only");
+        println!(
+            "- the plain-insert baseline takes part in `storm`, `writes` and `write-cost` only"
+        );
+    }
+    // The storm compares the hub with the baseline's per-connection poller.
+    if wants(Scenario::Storm) {
+        storm::storm(&mut ctx).await;
     }
     ctx.servers = api_only.clone();
+    if wants(Scenario::Spread) {
+        storm::spread(&mut ctx).await;
+    }
     if wants(Scenario::Fanout) {
         fanout::run(&mut ctx).await;
     }

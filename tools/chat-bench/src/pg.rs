@@ -551,6 +551,29 @@ impl Db {
             .ok()?
     }
 
+    /// Top-level statements every database ran since the reset, the benchmark's own left
+    /// out (`pg_stat_statements`).
+    pub async fn statements_since_reset(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            r#"
+            SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements
+            WHERE toplevel AND query NOT LIKE '%pg_stat_statements%'
+              AND query NOT LIKE '%pg_stat_activity%'
+            "#,
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Backends of the cluster waiting in `LISTEN` (the hubs' wake-up connections).
+    pub async fn listen_connections(&self) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Empties `pg_stat_statements` (every database): a window starts.
     pub async fn reset_statements(&self) -> anyhow::Result<()> {
         sqlx::raw_sql("SELECT pg_stat_statements_reset()")

@@ -10,6 +10,12 @@
 //! - `GET /api/health` → 200 `{"server": "chat-baseline"}`
 //! - `POST /api/rooms` `{"id", "name"}` → 201 (409 when the id is taken)
 //! - `POST /api/rooms/{room}/messages` `{"content", "client_id"?}` → 201 with the row
+//! - `GET /api/rooms/{room}/stream?access_token=` (`Last-Event-ID`: a count of messages) →
+//!   `text/event-stream`: the per-connection poller of the replaced system, which the
+//!   reconnect-storm scenario compares the hub with. Each connection reads its room's
+//!   messages after its position, oldest first, in ONE statement (`POLL`), sends them
+//!   (`id:` the message's position in the room), and polls again every
+//!   `BASELINE_POLL_MS` (default 1000) while the client stays.
 //!
 //! Settings: `DATABASE_URL` (required; the tables are created when missing), `PORT`
 //! (default 3300), `AUTH_JWT_SECRET` (default: the dev server's), `DB_POOL_MAX` (default 5).
@@ -20,7 +26,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -64,13 +72,22 @@ const INSERT_ROOM: &str = r#"
     RETURNING id, name, created_by, created_at
 "#;
 
+/// A connection's poll: the room's messages after its position `$2`, oldest first.
+const POLL: &str = r#"
+    SELECT id, user_email, content, created_at FROM baseline_messages
+    WHERE room_id = $1
+    ORDER BY created_at, id
+    OFFSET $2 LIMIT 500
+"#;
+
 struct State {
     db: PgPool,
     key: DecodingKey,
     validation: Validation,
+    poll: std::time::Duration,
 }
 
-type Body = Full<Bytes>;
+type Body = BoxBody<Bytes, Infallible>;
 
 /// A refused request: its status and error code.
 struct Refusal(StatusCode, &'static str);
@@ -82,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let port: u16 = env("PORT").map_or(Ok(3300), |p| p.trim().parse())?;
     let secret = env("AUTH_JWT_SECRET").unwrap_or_else(|| chat_bench::args::DEV_JWT_SECRET.into());
     let pool_max: u32 = env("DB_POOL_MAX").map_or(Ok(5), |p| p.trim().parse())?;
+    let poll_ms: u64 = env("BASELINE_POLL_MS").map_or(Ok(1000), |p| p.trim().parse())?;
 
     let db = PgPoolOptions::new()
         .max_connections(pool_max)
@@ -101,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         db,
         key: DecodingKey::from_secret(secret.as_bytes()),
         validation,
+        poll: std::time::Duration::from_millis(poll_ms),
     });
 
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
@@ -133,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
+async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (request.method(), segments.as_slice()) {
@@ -145,6 +164,10 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
         (&Method::POST, ["api", "rooms", room, "messages"]) => {
             let room = (*room).to_owned();
             post_message(state, &room, request).await
+        }
+        (&Method::GET, ["api", "rooms", room, "stream"]) => {
+            let room = (*room).to_owned();
+            stream(state, &room, &request)
         }
         _ => Err(Refusal(StatusCode::NOT_FOUND, "route_not_found")),
     };
@@ -251,11 +274,86 @@ async fn post_message(
     ))
 }
 
+/// The per-connection poller: after `Last-Event-ID` (a position in the room), every
+/// message, then a poll every `BASELINE_POLL_MS`, each one statement, until the client goes.
+fn stream(
+    state: &Arc<State>,
+    room: &str,
+    request: &Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    let token = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+        .ok_or(Refusal(StatusCode::UNAUTHORIZED, "unauthorized"))?;
+    jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &state.key, &state.validation)
+        .map_err(|_| Refusal(StatusCode::UNAUTHORIZED, "unauthorized"))?;
+    let mut position: i64 = request
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (state, room) = (state.clone(), room.to_owned());
+    tokio::spawn(async move {
+        if tx
+            .send(Bytes::from_static(b"retry: 1000\n\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let rows = match sqlx::query(POLL)
+                .bind(&room)
+                .bind(position)
+                .fetch_all(&state.db)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(_) => return,
+            };
+            let fetched = rows.len();
+            for row in rows {
+                position += 1;
+                let data = json!({
+                    "id": row.get::<Uuid, _>("id"),
+                    "event_id": position,
+                    "user_email": row.get::<String, _>("user_email"),
+                    "content": row.get::<String, _>("content"),
+                    "created_at": row.get::<chrono::DateTime<chrono::Utc>, _>("created_at"),
+                });
+                let frame = format!("id: {position}\nevent: message\ndata: {data}\n\n");
+                if tx.send(Bytes::from(frame)).await.is_err() {
+                    return;
+                }
+            }
+            if fetched < 500 {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(state.poll) => {}
+                }
+            }
+        }
+    });
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+        let bytes = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(bytes)), rx))
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, "text/event-stream")
+        .header(hyper::header::CACHE_CONTROL, "no-cache")
+        .body(StreamBody::new(frames).boxed())
+        .expect("a valid response"))
+}
+
 fn reply(status: StatusCode, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
         .expect("a valid response")
 }
 
