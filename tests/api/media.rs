@@ -164,7 +164,15 @@ async fn check_thumbnail(app: &TestApp, file: &Value, max: u32) -> (u32, u32) {
 
 #[tokio::test]
 async fn a_jpeg_with_gps_exif_is_served_upright_without_it_and_subscribers_get_it_once_more() {
-    let app = TestApp::spawn().await;
+    // The stream must see the message before processing ends: the log sends a message
+    // changed twice between two reads once, in its newest state, so with a 500 ms poll a
+    // quick processing run would show only the processed message. The wake-up delivers the
+    // post in milliseconds, a 50 ms poll backs it up.
+    let app = TestApp::spawn_with(|c| {
+        c.database.url_unpooled = Some(c.database.url.clone());
+        c.stream.poll_interval = Duration::from_millis(50);
+    })
+    .await;
     app.room("general").await;
     let mut stream = RawStream::open(&app, "general", "?after=0", None).await;
     assert!(

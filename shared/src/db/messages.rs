@@ -370,7 +370,10 @@ pub const HUB_RANGE_BACK: &str = r#"
            m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
            (SELECT COALESCE(json_agg(json_build_object(
                        'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                       'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
            CASE WHEN m.reactions = '[]' THEN '[]'::json
                 ELSE (SELECT COALESCE(json_agg(json_build_array(x.user_email, x.emoji)
