@@ -459,7 +459,7 @@ fn every_ref_resolves_and_every_example_validates() {
     let stream = &spec.paths()["/api/rooms/{room}/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"];
     for (name, example) in stream["examples"].as_object().unwrap() {
         let text = example["value"].as_str().unwrap();
-        assert!(text.starts_with("retry: 1000\n\n"), "{name}");
+        assert!(text.starts_with("retry: 1000\n"), "{name}");
         for block in parse_blocks(text) {
             check_frame(&spec, &block);
         }
@@ -525,7 +525,14 @@ fn check_frame(spec: &Spec, block: &BTreeMap<String, String>) {
             );
         }
         Some(other) => panic!("undocumented event {other}"),
-        None if block.contains_key("retry") => assert_eq!(block["retry"], "1000"),
+        None if block.contains_key("retry") => {
+            assert_eq!(block["retry"], "1000");
+            // The stream's position, with no data (or nothing, before a reset).
+            assert!(!block.contains_key("data"), "{block:?}");
+            if let Some(id) = block.get("id") {
+                assert!(id.parse::<i64>().is_ok(), "{block:?}");
+            }
+        }
         None => assert_eq!(block["comment"], ": keep-alive"),
     }
 }

@@ -224,3 +224,56 @@ async fn a_read_mark_reaches_the_users_streams_on_every_room_without_an_id() {
     let next = bob.next_any_event(WAIT).await.unwrap();
     assert_eq!(next.event.as_deref(), Some("message"), "{next:?}");
 }
+
+#[tokio::test]
+async fn a_stream_tells_its_position_before_anything_without_an_id() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    app.seed_messages("general", 3).await;
+    // Bob is online, so Alice's stream opens with a presence event, which has no id.
+    let _bob = RawStream::open_as(&app, BOB, "general", "", None).await;
+    let mut stream = RawStream::open(&app, "general", "?after=0", Some("2")).await;
+    let first = stream.next(WAIT).await.unwrap();
+    assert_eq!(first.retry, Some(1000));
+    assert_eq!(first.id.as_deref(), Some("2"), "the resume point, first");
+    assert_eq!(first.data, None);
+}
+
+/// An EventSource starts each connection with an empty last-event-id buffer: an id-less
+/// event (presence) dispatched before the connection's first id would blank its resume
+/// point, and the next reconnect would fall back to `?after=0` and replay the room. The
+/// stream's opening block carries its position, so a connection that only saw presence
+/// still resumes where the last one ended.
+#[tokio::test]
+async fn a_connection_with_only_presence_keeps_the_resume_point() {
+    use futures_util::StreamExt;
+    use reqwest_eventsource::{Event, EventSource};
+
+    let app = TestApp::spawn_with(|c| c.stream.max_lifetime = Duration::from_millis(600)).await;
+    app.room("general").await;
+    app.seed_messages("general", 3).await;
+    let _bob = RawStream::open_as(&app, BOB, "general", "", None).await;
+    let url = app.url(&format!(
+        "/api/rooms/general/stream?after=0&access_token={}",
+        app.token(ALICE)
+    ));
+    let mut source = EventSource::new(reqwest::Client::new().get(url)).unwrap();
+    let (mut opens, mut ids, mut presence) = (0, Vec::new(), 0);
+    // Four connections: the first catches up, the next ones see only Bob's presence.
+    while opens < 5 {
+        match tokio::time::timeout(WAIT, source.next()).await.unwrap() {
+            Some(Ok(Event::Open)) => opens += 1,
+            Some(Ok(Event::Message(m))) if m.event == "presence" => presence += 1,
+            Some(Ok(Event::Message(m))) => ids.push(m.id),
+            Some(Err(reqwest_eventsource::Error::StreamEnded)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    source.close();
+    assert!(presence >= 3, "{presence} presence events");
+    assert_eq!(
+        ids,
+        ["1", "2", "3"],
+        "each message once, over {opens} connections"
+    );
+}

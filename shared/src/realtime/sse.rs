@@ -7,6 +7,13 @@ pub fn retry(ms: u64) -> Bytes {
     Bytes::from(format!("retry: {ms}\n\n"))
 }
 
+/// `retry:` with the stream's position (`id:`) and no data: an EventSource dispatches
+/// nothing for it but takes `id` as its last event id, so the id-less events that follow on
+/// this connection cannot blank its resume point.
+pub fn retry_at(ms: u64, id: i64) -> Bytes {
+    Bytes::from(format!("retry: {ms}\nid: {id}\n\n"))
+}
+
 /// A comment line: keeps proxies from closing an idle stream.
 pub fn heartbeat() -> Bytes {
     Bytes::from_static(b": keep-alive\n\n")
@@ -48,8 +55,9 @@ pub fn relabel(frame: &Bytes, created: i64, seen: i64) -> Bytes {
     }
 }
 
-/// An event with no `id:` line: `EventSource` keeps its last event id, so the resume point
-/// is untouched (read marks).
+/// An event with no `id:` line: `EventSource` keeps the connection's last event id, so the
+/// resume point is untouched (read marks, presence, typing) once the connection has one,
+/// which [`retry_at`] gives it first.
 pub fn event_without_id(name: &str, data: &str) -> Bytes {
     debug_assert!(!data.contains('\n'));
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))

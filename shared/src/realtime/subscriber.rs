@@ -188,20 +188,28 @@ impl Subscriber {
         tokio::pin!(stopped);
 
         let opened = async {
-            self.send(sse::retry(RETRY_MS)).await?;
-            for user in std::mem::take(&mut self.online) {
-                let data = serde_json::json!({ "user_email": user, "status": "online" });
-                self.send(sse::event_without_id("presence", &data.to_string()))
-                    .await?;
-            }
+            // The stream's position goes out before anything else, with `retry:`: an
+            // EventSource starts each connection with an empty last-event-id buffer, and an
+            // event without an id (presence, typing, read) dispatched before the first id
+            // would set its resume point to "" (HTML's SSE rules), so a reconnect after
+            // such a connection would resume from `?after=` instead. A reset goes first.
             self.sent = match start {
-                Start::Tail(seq) | Start::Resume(seq) => seq,
+                Start::Tail(seq) | Start::Resume(seq) => {
+                    self.send(sse::retry_at(RETRY_MS, seq)).await?;
+                    seq
+                }
                 Start::Reset(id) => {
+                    self.send(sse::retry(RETRY_MS)).await?;
                     let data = format!("{{\"last_seq\":{},\"last_event_id\":{id}}}", self.last_seq);
                     self.send(sse::event(id, "reset", &data)).await?;
                     id
                 }
             };
+            for user in std::mem::take(&mut self.online) {
+                let data = serde_json::json!({ "user_email": user, "status": "online" });
+                self.send(sse::event_without_id("presence", &data.to_string()))
+                    .await?;
+            }
             // Boxed: the catch-up (a sqlx query in flight) is most of this future's size,
             // and a stream spends nearly all its life without one; inline, every open
             // stream would reserve room for it.
