@@ -29,7 +29,10 @@ const MESSAGE_COLUMNS: &str = r#"
         m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
         (SELECT COALESCE(json_agg(json_build_object(
                     'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                    'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                    'content_type', f.content_type, 'size', f.size,
+                    'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                    'placeholder', f.placeholder, 'served', f.served,
+                    'served_size', f.served_size) ORDER BY f.id), '[]'::json)
          FROM chat_message_files f WHERE f.message_id = m.id) AS files,
         (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
 "#;
