@@ -37,6 +37,25 @@ pub struct MessageRow {
     pub files: Json<Vec<FileRow>>,
 }
 
+/// The fields of a file's view, in the order every statement that aggregates
+/// `chat_message_files` into a message's `files` names them (each `'name', f.name`). The
+/// aggregate is written out whole in each statement that builds a view, and in the write
+/// functions of the migrations; `db::file_views` checks that they all name these, so a new
+/// field cannot be missed in one of them.
+pub const FILE_VIEW_FIELDS: [&str; 11] = [
+    "id",
+    "object_key",
+    "file_name",
+    "content_type",
+    "size",
+    "width",
+    "height",
+    "thumbnail_key",
+    "placeholder",
+    "served",
+    "served_size",
+];
+
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct FileRow {
     pub id: Uuid,

@@ -9,6 +9,9 @@ pub mod rooms;
 pub mod uploads;
 pub mod write_queue;
 
+#[cfg(test)]
+mod file_views;
+
 use std::str::FromStr;
 
 use anyhow::Context;
