@@ -349,7 +349,11 @@ impl Parser {
                 // A new message, or a change to one (an edit): by its event id, which the
                 // data must carry as its `event_id`.
                 (b"message" | b"message.updated" | b"", Some(id)) => {
-                    let id_in_data = contains_field(&self.data, "event_id", id);
+                    // A server from before change events has no `event_id`; its ids
+                    // are seqs.
+                    let id_in_data = contains_field(&self.data, "event_id", id)
+                        || (!has_field(&self.data, "event_id")
+                            && contains_field(&self.data, "seq", id));
                     on_event(Event::Message { id, id_in_data });
                 }
                 (b"reset", _) => on_event(Event::Reset),
@@ -361,6 +365,12 @@ impl Parser {
         self.data.clear();
         self.has_data = false;
     }
+}
+
+/// Whether the JSON `data` names `"<field>"` at all.
+fn has_field(data: &[u8], field: &str) -> bool {
+    let needle = format!("\"{field}\":");
+    data.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// Whether the JSON `data` has `"<field>":<value>` as a whole number.
@@ -417,6 +427,27 @@ mod tests {
                 id: 4,
                 id_in_data: false
             }]
+        );
+    }
+
+    #[test]
+    fn a_server_without_event_ids_is_checked_by_seq() {
+        let events = parse(&[
+            "id: 4\nevent: message\ndata: {\"seq\":4}\n\n",
+            "id: 5\nevent: message\ndata: {\"seq\":6}\n\n",
+        ]);
+        assert_eq!(
+            events,
+            vec![
+                Event::Message {
+                    id: 4,
+                    id_in_data: true
+                },
+                Event::Message {
+                    id: 5,
+                    id_in_data: false
+                }
+            ]
         );
     }
 
