@@ -169,6 +169,11 @@ pub struct StorageConfig {
 pub struct StreamConfig {
     /// `STREAM_POLL_MS`
     pub poll_interval: Duration,
+    /// `STREAM_WAKEUP_POLL_MS`: the tick while the wake-up (LISTEN) is connected. New
+    /// changes arrive by notification then; the tick only covers read marks, membership
+    /// changes and a notification missed, so it can be slower. Never faster than
+    /// `poll_interval`.
+    pub wakeup_poll_interval: Duration,
     /// `STREAM_MAX_SECONDS`
     pub max_lifetime: Duration,
     /// `STREAM_MAX_BACKLOG`
@@ -249,6 +254,7 @@ impl StreamConfig {
     pub fn defaults() -> Self {
         Self {
             poll_interval: Duration::from_millis(500),
+            wakeup_poll_interval: Duration::from_millis(1000),
             max_lifetime: Duration::from_secs(280),
             max_backlog: 1000,
             heartbeat: Duration::from_secs(15),
@@ -354,6 +360,10 @@ impl Config {
                 poll_interval: Duration::from_millis(env.parse(
                     "STREAM_POLL_MS",
                     stream_defaults.poll_interval.as_millis() as u64,
+                )?),
+                wakeup_poll_interval: Duration::from_millis(env.parse(
+                    "STREAM_WAKEUP_POLL_MS",
+                    stream_defaults.wakeup_poll_interval.as_millis() as u64,
                 )?),
                 max_lifetime: Duration::from_secs(
                     env.parse("STREAM_MAX_SECONDS", stream_defaults.max_lifetime.as_secs())?,

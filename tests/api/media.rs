@@ -171,6 +171,7 @@ async fn a_jpeg_with_gps_exif_is_served_upright_without_it_and_subscribers_get_i
     let app = TestApp::spawn_with(|c| {
         c.database.url_unpooled = Some(c.database.url.clone());
         c.stream.poll_interval = Duration::from_millis(50);
+        c.stream.wakeup_poll_interval = Duration::from_millis(50);
     })
     .await;
     app.room("general").await;

@@ -16,6 +16,7 @@ const CAROL: &str = "carol@example.com";
 
 fn fast_presence(c: &mut Config) {
     c.stream.poll_interval = Duration::from_millis(50);
+    c.stream.wakeup_poll_interval = Duration::from_millis(50);
     c.stream.presence_heartbeat = Duration::from_secs(1);
     c.stream.presence_ttl = Duration::from_secs(3);
 }
@@ -443,6 +444,7 @@ impl ServerProcess {
             .env("DATABASE_URL_UNPOOLED", database_url)
             .env("AUTH_JWT_SECRET", "test-secret")
             .env("STREAM_POLL_MS", "100")
+            .env("STREAM_WAKEUP_POLL_MS", "100")
             .env("PRESENCE_HEARTBEAT_SECS", "1")
             .env("PRESENCE_TTL_SECS", "3")
             .env("RATE_LIMIT_POSTS", "off")

@@ -419,6 +419,54 @@ async fn idle_statements(subscribers: usize) -> u64 {
     after.statements_total - before
 }
 
+/// With the wake-up connected, new changes come by notification and the tick only covers
+/// read marks, membership and a missed notification: it runs every `STREAM_WAKEUP_POLL_MS`
+/// (here 5 × `STREAM_POLL_MS`), and again every `STREAM_POLL_MS` when the wake-up is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_wake_up_connected_the_idle_tick_slows_to_its_own_interval() {
+    let _heavy = HEAVY.lock().await;
+    const WAKEUP_POLL: Duration = Duration::from_millis(500);
+    let app = TestApp::spawn_with(|c| {
+        c.stream.poll_interval = IDLE_POLL;
+        c.stream.wakeup_poll_interval = WAKEUP_POLL;
+        c.database.url_unpooled = Some(c.database.url.clone());
+    })
+    .await;
+    app.room("general").await;
+    let client = stream_client();
+    let streams = open_idle_streams(&app, &client, "general", 3).await;
+    eventually(&app, WAIT, "streams open, wake-up connected", |s| {
+        s.open_streams == 3 && s.listener == "connected"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = app.app.hub.stats().statements_total;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle = app.app.hub.stats().statements_total - before;
+    let ticks = (IDLE_WINDOW.as_millis() / WAKEUP_POLL.as_millis()) as u64;
+    eprintln!("idle statements over {IDLE_WINDOW:?} with the wake-up: {idle} ({ticks} ticks)");
+    // The ticks, and at most one presence heartbeat; at `STREAM_POLL_MS` it would be 50.
+    assert!(
+        idle <= ticks + 2 && idle >= ticks * 7 / 10,
+        "{idle} statements over {ticks} ticks"
+    );
+    // Live delivery still takes milliseconds: the wake-up, not the tick, delivers.
+    let mut stream = crate::sse_client::RawStream::open(&app, "general", "", None).await;
+    let sent = std::time::Instant::now();
+    app.send("general", "by notification").await;
+    loop {
+        let block = stream
+            .next_event(WAIT)
+            .await
+            .expect("the stream stays open");
+        if block.event.as_deref() == Some("message") {
+            break;
+        }
+    }
+    assert!(sent.elapsed() < WAKEUP_POLL, "took {:?}", sent.elapsed());
+    drop(streams);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_database_cost_is_per_process_whether_1_or_500_subscribers_listen() {
     let _heavy = HEAVY.lock().await;
@@ -465,6 +513,7 @@ async fn read_consecutive(stream: &mut RawStream, after: i64, until: i64) {
 async fn a_message_committed_while_a_subscriber_joins_arrives_exactly_once() {
     let app = TestApp::spawn_with(|c| {
         c.stream.poll_interval = Duration::from_millis(50);
+        c.stream.wakeup_poll_interval = Duration::from_millis(50);
         c.database.url_unpooled = Some(c.database.url.clone());
     })
     .await;
@@ -668,6 +717,7 @@ async fn a_client_that_stops_reading_is_cut_off_while_the_others_get_every_messa
 async fn health_shows_open_streams_watched_rooms_polls_and_notifications() {
     let app = TestApp::spawn_with(|c| {
         c.stream.poll_interval = Duration::from_millis(100);
+        c.stream.wakeup_poll_interval = Duration::from_millis(100);
         c.database.url_unpooled = Some(c.database.url.clone());
     })
     .await;

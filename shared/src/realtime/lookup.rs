@@ -141,7 +141,7 @@ impl Hub {
     /// stream would be told `reset`).
     fn known_public(&self, id: &str, resume: Option<i64>) -> Option<RoomRow> {
         let inner = self.inner();
-        let fresh = 2 * inner.config.poll_interval + Duration::from_secs(1);
+        let fresh = 2 * inner.tick_every() + Duration::from_secs(1);
         let rooms = inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let feed = rooms.get(id)?;
         let known = inner.known.lock().unwrap_or_else(|e| e.into_inner());

@@ -376,6 +376,18 @@ impl Hub {
 }
 
 impl HubInner {
+    /// How often the tick asks Postgres: `STREAM_POLL_MS`, or while the wake-up is
+    /// connected the slower `STREAM_WAKEUP_POLL_MS` (new changes come by notification then;
+    /// the tick covers read marks, membership changes and a missed notification).
+    pub(crate) fn tick_every(&self) -> std::time::Duration {
+        let poll = self.config.poll_interval;
+        if self.unpooled_url.is_some() && self.stats.listener_connected.load(Ordering::Relaxed) {
+            poll.max(self.config.wakeup_poll_interval)
+        } else {
+            poll
+        }
+    }
+
     /// The debounce of `user`'s last stream on `room` ran out: unless they came back (or
     /// left again since, with a newer `token`), they are offline here.
     fn went_offline(&self, room: &str, user: &str, token: u64) {
@@ -957,13 +969,20 @@ async fn announce_loop(hub: Arc<HubInner>) {
 
 /// Polls every `STREAM_POLL_MS`, or at once on a wake-up, for the life of the process.
 async fn poll_loop(hub: Arc<HubInner>) {
-    let mut ticker = tokio::time::interval(hub.config.poll_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Re-armed after each tick: its period depends on whether the wake-up is connected.
+    let ticker = tokio::time::sleep(hub.tick_every());
+    tokio::pin!(ticker);
     let mut report = tokio::time::interval(std::time::Duration::from_secs(60));
     report.tick().await;
     loop {
         tokio::select! {
-            _ = ticker.tick() => {
+            () = &mut ticker => {
+                // On a fixed schedule, like `Interval` with `MissedTickBehavior::Delay`:
+                // a late tick does not push the ones after it back.
+                let every = hub.tick_every();
+                let now = tokio::time::Instant::now();
+                let next = ticker.deadline() + every;
+                ticker.as_mut().reset(if next > now { next } else { now + every });
                 let polled = match tokio::time::timeout(hub.deadline, hub.poll()).await {
                     Ok(result) => result,
                     Err(_) => Err(anyhow::anyhow!("no answer within {:?}", hub.deadline)),
