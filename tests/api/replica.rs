@@ -153,10 +153,13 @@ async fn pages_replies_and_catch_up_come_from_the_replica_unless_they_name_what_
     assert_eq!(contents(&page(&app, &format!("?before={}", three["seq"])).await), ["one", "two"]);
     assert_eq!(stats(&app).replica_reads, served + 1);
 
-    // A stream resuming from before what the replica lacks gets all of it: through the
-    // room's window (its fill reads the primary)…
-    let sent = resume(&app, two["event_id"].as_i64().unwrap(), "r2").await;
+    // A stream resuming from before what the replica lacks gets all of it (on instances
+    // whose hubs have not watched the room yet, so nothing comes from their memory):
+    // through the room's window, whose fill reads the primary…
+    let windowed = cluster.app(|_| {}).await;
+    let sent = resume(&windowed, two["event_id"].as_i64().unwrap(), "r2").await;
     assert_eq!(sent, set(["three", "r1", "four", "one", "r2"]));
+    assert!(stats(&windowed).behind >= 1, "{:?}", stats(&windowed));
     // …and through a stream's own reads, with no window.
     let windowless = cluster.app(|c| c.stream.window_events = 0).await;
     let sent = resume(&windowless, two["event_id"].as_i64().unwrap(), "r2").await;
