@@ -389,7 +389,10 @@ impl Replicated {
         admin.close().await.expect("close");
         let database_url = primary.url_for("chat");
         let primary_db = PgPool::connect(&database_url).await.expect("connect");
-        shared::db::MIGRATOR.run(&primary_db).await.expect("migrate");
+        shared::db::MIGRATOR
+            .run(&primary_db)
+            .await
+            .expect("migrate");
         let replica = primary.start_replica().await.expect("start a replica");
         let read_url = replica.url_for("chat");
         let replica_db = PgPool::connect_lazy(&read_url).expect("replica pool");

@@ -45,7 +45,10 @@ fn contents(page: &Value) -> Vec<String> {
 
 async fn reply(app: &TestApp, parent: &Value, content: &str) -> Value {
     let response = app
-        .post_message("general", &json!({ "content": content, "reply_to": parent["id"] }))
+        .post_message(
+            "general",
+            &json!({ "content": content, "reply_to": parent["id"] }),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED, "reply {content}");
     response.json().await.unwrap()
@@ -70,7 +73,12 @@ async fn resume(app: &TestApp, after: i64, until: &str) -> BTreeSet<String> {
         if block.data.is_none() {
             continue;
         }
-        let id: i64 = block.id.as_deref().expect("a log event has an id").parse().unwrap();
+        let id: i64 = block
+            .id
+            .as_deref()
+            .expect("a log event has an id")
+            .parse()
+            .unwrap();
         assert!(id > last, "ids rise: {id} after {last}");
         last = id;
         seen.push(block.json()["content"].as_str().unwrap().to_owned());
@@ -109,9 +117,18 @@ async fn pages_replies_and_catch_up_come_from_the_replica_unless_they_name_what_
     // Caught up: every read is the replica's, as Postgres itself shows.
     let before = stats(&app);
     assert_eq!(before.replica, "on");
-    assert_eq!(contents(&page(&app, "").await), ["one", "two", "three", "r1"]);
-    assert_eq!(contents(&page(&app, &format!("?after={}", one["seq"])).await), ["two", "three", "r1"]);
-    assert_eq!(contents(&page(&app, &format!("?before={}", r1["seq"])).await), ["one", "two", "three"]);
+    assert_eq!(
+        contents(&page(&app, "").await),
+        ["one", "two", "three", "r1"]
+    );
+    assert_eq!(
+        contents(&page(&app, &format!("?after={}", one["seq"])).await),
+        ["two", "three", "r1"]
+    );
+    assert_eq!(
+        contents(&page(&app, &format!("?before={}", r1["seq"])).await),
+        ["one", "two", "three"]
+    );
     assert_eq!(contents(&replies(&app, &one, "").await), ["r1"]);
     let after = stats(&app);
     assert_eq!(after.replica_reads - before.replica_reads, 4, "{after:?}");
@@ -141,16 +158,25 @@ async fn pages_replies_and_catch_up_come_from_the_replica_unless_they_name_what_
     assert!(position < four["event_id"].as_i64().unwrap(), "{newest}");
     // Cursors beyond the replica's replay: from the primary, never a page that misses them.
     let behind = stats(&app).behind;
-    assert_eq!(contents(&page(&app, &format!("?after={}", r1["seq"])).await), ["four", "r2"]);
+    assert_eq!(
+        contents(&page(&app, &format!("?after={}", r1["seq"])).await),
+        ["four", "r2"]
+    );
     assert_eq!(
         contents(&page(&app, &format!("?before={}", r2["seq"])).await),
         ["one", "two", "three", "r1", "four"]
     );
-    assert_eq!(contents(&replies(&app, &one, &format!("?after={}", r1["seq"])).await), ["r2"]);
+    assert_eq!(
+        contents(&replies(&app, &one, &format!("?after={}", r1["seq"])).await),
+        ["r2"]
+    );
     assert_eq!(stats(&app).behind - behind, 3);
     // A cursor the replica has replayed is still its to answer.
     let served = stats(&app).replica_reads;
-    assert_eq!(contents(&page(&app, &format!("?before={}", three["seq"])).await), ["one", "two"]);
+    assert_eq!(
+        contents(&page(&app, &format!("?before={}", three["seq"])).await),
+        ["one", "two"]
+    );
     assert_eq!(stats(&app).replica_reads, served + 1);
 
     // A stream resuming from before what the replica lacks gets all of it (on instances
@@ -174,7 +200,10 @@ async fn pages_replies_and_catch_up_come_from_the_replica_unless_they_name_what_
         contents(&page(&app, "").await),
         ["one", "two", "three", "r1", "four", "r2"]
     );
-    assert_eq!(contents(&page(&app, &format!("?after={}", r1["seq"])).await), ["four", "r2"]);
+    assert_eq!(
+        contents(&page(&app, &format!("?after={}", r1["seq"])).await),
+        ["four", "r2"]
+    );
     assert_eq!(stats(&app).replica_reads, served + 2);
     assert_eq!(stats(&app).behind, behind);
 }
@@ -198,20 +227,34 @@ async fn a_hung_or_dead_replica_never_breaks_a_route_and_each_fallback_is_counte
     cluster.replica.freeze().unwrap();
     let started = Instant::now();
     assert_eq!(contents(&page(&app, "").await), ["one", "two", "r1"]);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let hung = stats(&app);
-    assert_eq!((hung.unavailable, hung.replica), (1, "unavailable"), "{hung:?}");
+    assert_eq!(
+        (hung.unavailable, hung.replica),
+        (1, "unavailable"),
+        "{hung:?}"
+    );
     let started = Instant::now();
     assert_eq!(contents(&replies(&app, &one, "").await), ["r1"]);
     assert_eq!(
         resume(&app, one["event_id"].as_i64().unwrap(), "r1").await,
         set(["two", "one", "r1"])
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "skipped, not waited on");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "skipped, not waited on"
+    );
     let (status, health) = app.health().await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["reads"]["replica"], "unavailable", "{health}");
-    assert!(health["reads"]["unavailable"].as_u64().unwrap() >= 3, "{health}");
+    assert!(
+        health["reads"]["unavailable"].as_u64().unwrap() >= 3,
+        "{health}"
+    );
     cluster.replica.thaw().unwrap();
 
     // Down: once the pause after the failure is over, a read tries the replica, which
@@ -221,9 +264,16 @@ async fn a_hung_or_dead_replica_never_breaks_a_route_and_each_fallback_is_counte
     let before = stats(&app);
     let started = Instant::now();
     app.send("general", "three").await;
-    assert_eq!(contents(&page(&app, "").await), ["one", "two", "r1", "three"]);
+    assert_eq!(
+        contents(&page(&app, "").await),
+        ["one", "two", "r1", "three"]
+    );
     assert_eq!(contents(&replies(&app, &one, "").await), ["r1"]);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let down = stats(&app);
     assert_eq!(down.unavailable - before.unavailable, 2, "{down:?}");
     assert_eq!(down.replica_reads, before.replica_reads);

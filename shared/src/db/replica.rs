@@ -115,7 +115,11 @@ impl Reader {
         if let Some(replica) = &inner.replica {
             if replica.skipped() {
                 inner.unavailable.fetch_add(1, Ordering::Relaxed);
-                replica.warn("unavailable", "read replica skipped after a failure; reading from the primary", None);
+                replica.warn(
+                    "unavailable",
+                    "read replica skipped after a failure; reading from the primary",
+                    None,
+                );
             } else {
                 match tokio::time::timeout(replica.timeout, read(replica.pool.clone())).await {
                     Ok(Ok(answer)) if fresh(&answer) => {

@@ -367,17 +367,20 @@ impl Subscriber {
             // `target`: a full page (the next page is checked in turn), or one reaching it.
             // A shorter one (a lagging replica) is read from the primary.
             let (room, user, after) = (self.room.as_str(), self.user.as_str(), self.sent);
-            let rows = inner
-                .reader
-                .read(
-                    move |db| async move { db::messages::list_log(&db, room, after, PAGE, user).await },
-                    |rows| {
-                        rows.len() as i64 == PAGE
-                            || rows.last().is_some_and(|r| r.event_id >= target)
-                    },
-                )
-                .await
-                .map_err(|e| End::Failed(e.into()))?;
+            let rows =
+                inner
+                    .reader
+                    .read(
+                        move |db| async move {
+                            db::messages::list_log(&db, room, after, PAGE, user).await
+                        },
+                        |rows| {
+                            rows.len() as i64 == PAGE
+                                || rows.last().is_some_and(|r| r.event_id >= target)
+                        },
+                    )
+                    .await
+                    .map_err(|e| End::Failed(e.into()))?;
             let fetched = rows.len() as i64;
             for view in sign_messages(&inner.storage, rows)
                 .await
