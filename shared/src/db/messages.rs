@@ -209,14 +209,20 @@ pub async fn list_page(
 /// replica has replayed that seq (seqs of a room commit in order, so it then holds every
 /// seq below). The newest page and an `after=` page: any row (each is newer than the
 /// cursor). A `before=N` page: the row of seq `N - 1` (pages are of consecutive seqs
-/// otherwise). An empty page proves nothing: it is read from the primary.
-pub fn page_is_fresh(page: Page, rows: &[PageRow]) -> bool {
-    match page {
+/// otherwise). An empty page proves nothing: it is read from the primary. And the room's
+/// `last_event` the statement read must be at least `written`, the newest event this
+/// process wrote to the room.
+pub fn page_is_fresh(page: Page, rows: &[PageRow], written: i64) -> bool {
+    let replayed = match page {
         Page::Latest(_) | Page::After(..) => !rows.is_empty(),
         Page::Before(cursor, _) => rows
             .last()
             .is_some_and(|newest| newest.message.seq == cursor.get() - 1),
-    }
+    };
+    replayed
+        && rows
+            .first()
+            .is_some_and(|row| row.room_last_event >= written)
 }
 
 /// The replies to message `$2` of room `$1` with `seq > $3`, oldest first, at most `$4`, as

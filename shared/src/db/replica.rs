@@ -30,6 +30,9 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// At most one warning per reason in this time (the rest are counted in it).
 pub const WARN_EVERY: Duration = Duration::from_secs(60);
 
+/// The most rooms [`Reader::wrote`] remembers; past it, it starts afresh.
+const WRITTEN_ROOMS: usize = 10_000;
+
 /// The primary pool, and the replica's when `DATABASE_URL_READ` is set. Cheap to clone.
 #[derive(Clone)]
 pub struct Reader(Arc<Inner>);
@@ -41,6 +44,8 @@ struct Inner {
     primary_reads: AtomicU64,
     behind: AtomicU64,
     unavailable: AtomicU64,
+    /// The newest event this process wrote, per room (with a replica only).
+    written: Mutex<HashMap<String, i64>>,
 }
 
 struct Replica {
@@ -88,7 +93,29 @@ impl Reader {
             primary_reads: AtomicU64::new(0),
             behind: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
+            written: Mutex::new(HashMap::new()),
         })))
+    }
+
+    /// This process just wrote event `event` of `room` (a post, an edit, a reaction, a
+    /// delete): its pages of the room are read from the replica only once the replica has
+    /// replayed it, so whoever wrote it through this instance and then lists sees it.
+    pub fn wrote(&self, room: &str, event: i64) {
+        if self.0.replica.is_none() {
+            return;
+        }
+        let mut written = self.0.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.len() >= WRITTEN_ROOMS && !written.contains_key(room) {
+            written.clear();
+        }
+        let newest = written.entry(room.to_owned()).or_insert(event);
+        *newest = (*newest).max(event);
+    }
+
+    /// The newest event of `room` this process wrote (0: none it remembers).
+    pub fn written(&self, room: &str) -> i64 {
+        let written = self.0.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.get(room).copied().unwrap_or(0)
     }
 
     /// The primary pool (writes, and reads that must see the latest commit).

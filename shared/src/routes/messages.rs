@@ -34,13 +34,15 @@ pub async fn list(
         query.get("after")?,
     )?;
     // From the read replica when its answer shows it has replayed the cursor the page
-    // names (`db::messages::page_is_fresh`); from the primary otherwise.
+    // names, and this process's own writes to the room (`db::messages::page_is_fresh`);
+    // from the primary otherwise.
     let (room, email) = (&room, user.email.as_str());
+    let written = app.reader.written(room.as_str());
     let (rows, has_more) = app
         .reader
         .read(
             move |db| async move { db::messages::list_page(&db, room, email, page).await },
-            |(rows, _)| db::messages::page_is_fresh(page, rows),
+            |(rows, _)| db::messages::page_is_fresh(page, rows, written),
         )
         .await?;
     let last_event_id = match rows.first() {
@@ -171,6 +173,7 @@ pub async fn post(
     {
         background.spawn(app.processor().process_message(row.id, row.files.0.clone()));
     }
+    app.reader.wrote(&row.room_id, row.event_id);
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
     if let Some(quota) = quota {
@@ -375,6 +378,7 @@ pub(crate) async fn respond(
     app: &App,
     (row, quota): (MessageRow, Option<Quota>),
 ) -> Result<Response<Body>, ApiError> {
+    app.reader.wrote(&row.room_id, row.event_id);
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::OK, &view);
     if let Some(quota) = quota {
