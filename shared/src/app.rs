@@ -6,11 +6,12 @@ use sqlx::PgPool;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::db::replica::Reader;
 use crate::db::write_queue::{Edits, Posts, Reactions, WriteQueue};
 use crate::realtime::Hub;
 use crate::storage::Storage;
 
-/// Config, the lazy pool, the S3 client, the token verifier, the hub and the write queues: built once per process
+/// Config, the lazy pools, the S3 client, the token verifier, the hub and the write queues: built once per process
 /// (one process serves many concurrent requests), cheap to clone.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
@@ -18,6 +19,9 @@ pub struct App(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub db: PgPool,
+    /// Reads that may be served by the read replica (`DATABASE_URL_READ`), falling back to
+    /// `db`: pages, replies, the stream's catch-up, search.
+    pub reader: Reader,
     pub storage: Storage,
     pub auth: Authenticator,
     pub hub: Hub,
@@ -44,10 +48,12 @@ impl App {
 
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let db = crate::db::lazy_pool(&config.database)?;
+        let reader = Reader::new(db.clone(), &config.database)?;
         let storage = Storage::new(&config.storage).await;
         let auth = Authenticator::new(&config.auth);
         let hub = Hub::new(
             db.clone(),
+            reader.clone(),
             storage.clone(),
             config.stream.clone(),
             &config.database,
@@ -59,6 +65,7 @@ impl App {
         Ok(Self(Arc::new(Inner {
             config,
             db,
+            reader,
             storage,
             auth,
             hub,

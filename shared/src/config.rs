@@ -106,6 +106,12 @@ pub struct DatabaseConfig {
     pub url: String,
     /// `DATABASE_URL_UNPOOLED`: a direct URL, for migrations (advisory locks) and LISTEN.
     pub url_unpooled: Option<String>,
+    /// `DATABASE_URL_READ`: a read replica (Neon: a read replica's pooled URL). Pages,
+    /// replies and the stream's catch-up read there (`db::replica`).
+    pub url_read: Option<String>,
+    /// `DB_READ_TIMEOUT_MS`: the longest a read waits on the replica (a connection, then its
+    /// statement) before it is read from the primary instead.
+    pub read_timeout: Duration,
     /// `DB_POOL_MAX`
     pub pool_max: u32,
     /// `DB_ACQUIRE_TIMEOUT_MS`
@@ -205,6 +211,8 @@ impl std::fmt::Debug for DatabaseConfig {
                 "url_unpooled",
                 &self.url_unpooled.as_ref().map(|_| "<redacted>"),
             )
+            .field("url_read", &self.url_read.as_ref().map(|_| "<redacted>"))
+            .field("read_timeout", &self.read_timeout)
             .field("pool_max", &self.pool_max)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
@@ -323,6 +331,8 @@ impl Config {
             database: DatabaseConfig {
                 url: database_url,
                 url_unpooled: env.get("DATABASE_URL_UNPOOLED"),
+                url_read: env.get("DATABASE_URL_READ"),
+                read_timeout: Duration::from_millis(env.parse("DB_READ_TIMEOUT_MS", 1000)?),
                 pool_max: env.parse("DB_POOL_MAX", 5)?,
                 acquire_timeout: Duration::from_millis(env.parse("DB_ACQUIRE_TIMEOUT_MS", 5000)?),
                 statement_timeout: Duration::from_millis(
@@ -470,6 +480,7 @@ mod tests {
     fn base() -> HashMap<&'static str, &'static str> {
         HashMap::from([
             ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("DATABASE_URL_READ", "postgres://ru:rp@replica/db"),
             ("AUTH_JWT_SECRET", "s3cret"),
             ("S3_ENDPOINT", "http://127.0.0.1:9000"),
             ("S3_BUCKET", "b"),
@@ -500,6 +511,7 @@ mod tests {
     fn defaults_apply_when_optional_settings_are_unset() {
         let c = load(&base()).unwrap();
         assert_eq!(c.database.pool_max, 5);
+        assert_eq!(c.database.read_timeout, Duration::from_millis(1000));
         assert_eq!(c.storage.max_upload_bytes, 52_428_800);
         assert_eq!(c.storage.region, "auto");
         assert_eq!(c.stream.poll_interval, Duration::from_millis(500));
@@ -534,5 +546,6 @@ mod tests {
         let c = load(&base()).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret") && !shown.contains("u:p@h") && !shown.contains("\"sk\""));
+        assert!(!shown.contains("rp@replica"), "{shown}");
     }
 }

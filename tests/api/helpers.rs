@@ -366,3 +366,109 @@ pub fn server_panics() -> usize {
     });
     PANICS.load(Ordering::SeqCst)
 }
+
+/// A cluster of its own with a streaming replica (`EmbeddedPostgres::start_replica`), and
+/// a migrated database `chat` on it: the replica tests pause, stop and freeze the replica,
+/// which the cluster the other tests share must never see.
+pub struct Replicated {
+    pub database_url: String,
+    pub read_url: String,
+    /// Superuser pools on each side, for the tests' own checks.
+    pub primary_db: PgPool,
+    pub replica_db: PgPool,
+    /// Declared after the pools (dropped after them), the replica before its primary.
+    pub replica: EmbeddedPostgres,
+    _primary: EmbeddedPostgres,
+}
+
+impl Replicated {
+    pub async fn start() -> Self {
+        let primary = EmbeddedPostgres::start().await.expect("start a primary");
+        let mut admin = PgConnection::connect(&primary.url()).await.expect("admin");
+        admin.execute("CREATE DATABASE chat").await.expect("create");
+        admin.close().await.expect("close");
+        let database_url = primary.url_for("chat");
+        let primary_db = PgPool::connect(&database_url).await.expect("connect");
+        shared::db::MIGRATOR
+            .run(&primary_db)
+            .await
+            .expect("migrate");
+        let replica = primary.start_replica().await.expect("start a replica");
+        let read_url = replica.url_for("chat");
+        let replica_db = PgPool::connect_lazy(&read_url).expect("replica pool");
+        let replicated = Self {
+            database_url,
+            read_url,
+            primary_db,
+            replica_db,
+            replica,
+            _primary: primary,
+        };
+        replicated.caught_up().await;
+        replicated
+    }
+
+    /// The app on the primary, reading from the replica.
+    pub async fn app(&self, customise: impl FnOnce(&mut Config)) -> TestApp {
+        let s3 = EmbeddedS3::start("chat-test", None).expect("start S3");
+        let mut config = base_config(&self.database_url, &s3);
+        config.database.url_read = Some(self.read_url.clone());
+        customise(&mut config);
+        TestApp::serve(config, self.database_url.clone(), s3).await
+    }
+
+    /// Waits until the replica has replayed everything the primary has written so far.
+    pub async fn caught_up(&self) {
+        let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&self.primary_db)
+            .await
+            .expect("primary lsn");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let replayed: Option<bool> =
+                sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn")
+                    .bind(&lsn)
+                    .fetch_one(&self.replica_db)
+                    .await
+                    .ok()
+                    .flatten();
+            if replayed == Some(true) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replica did not replay {lsn} in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Pauses the replica's replay (`pg_wal_replay_pause()`) and waits until it is paused:
+    /// from here on it receives the primary's WAL but shows none of it.
+    pub async fn pause(&self) {
+        sqlx::query("SELECT pg_wal_replay_pause()")
+            .execute(&self.replica_db)
+            .await
+            .expect("pause replay");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let state: String = sqlx::query_scalar("SELECT pg_get_wal_replay_pause_state()")
+                .fetch_one(&self.replica_db)
+                .await
+                .expect("pause state");
+            if state == "paused" {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "replay did not pause");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Resumes the replica's replay (`pg_wal_replay_resume()`).
+    pub async fn resume(&self) {
+        sqlx::query("SELECT pg_wal_replay_resume()")
+            .execute(&self.replica_db)
+            .await
+            .expect("resume replay");
+    }
+}

@@ -20,6 +20,7 @@ mod posting;
 mod presence;
 mod private_rooms;
 mod realtime;
+mod replica;
 mod rooms;
 mod safe_files;
 mod security;

@@ -223,6 +223,27 @@ pub async fn list_page(
     Ok((rows, has_more))
 }
 
+/// Whether a page the read replica answered holds everything a page read from the primary
+/// would up to the replica's position, given the cursor it names: the rows prove the
+/// replica has replayed that seq (seqs of a room commit in order, so it then holds every
+/// seq below). The newest page and an `after=` page: any row (each is newer than the
+/// cursor). A `before=N` page: the row of seq `N - 1` (pages are of consecutive seqs
+/// otherwise). An empty page proves nothing: it is read from the primary. And the room's
+/// `last_event` the statement read must be at least `written`, the newest event this
+/// process wrote to the room.
+pub fn page_is_fresh(page: Page, rows: &[PageRow], written: i64) -> bool {
+    let replayed = match page {
+        Page::Latest(_) | Page::After(..) => !rows.is_empty(),
+        Page::Before(cursor, _) => rows
+            .last()
+            .is_some_and(|newest| newest.message.seq == cursor.get() - 1),
+    };
+    replayed
+        && rows
+            .first()
+            .is_some_and(|row| row.room_last_event >= written)
+}
+
 /// The replies to message `$2` of room `$1` with `seq > $3`, oldest first, at most `$4`, as
 /// user `$5` may see them: the columns and visibility check of [`LIST_PAGE_LATEST`],
 /// through `chat_messages_reply_to`.
@@ -353,7 +374,8 @@ pub async fn list_log(
 /// `[user, emoji]` of the reactions by the subscribers `$5`, so each of them can be shown
 /// their own. The room's `members_version` comes on every row, read in the same statement
 /// (one snapshot): a change committed after a membership change comes with the bumped
-/// version, so the hub re-reads who may see the room before it sends it.
+/// version, so the hub re-reads who may see the room before it sends it; and its
+/// `last_event`, by which a read replica's answer shows how far it has replayed the room.
 pub const HUB_RANGE: &str = r#"
     SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
            m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
@@ -371,7 +393,8 @@ pub const HUB_RANGE: &str = r#"
                                                ORDER BY x.created_at), '[]'::json)
                       FROM chat_message_reactions x
                       WHERE x.message_id = m.id AND x.user_email = ANY($5)) END AS reactors,
-           (SELECT r.members_version FROM chat_rooms r WHERE r.id = $1) AS members_version
+           (SELECT r.members_version FROM chat_rooms r WHERE r.id = $1) AS members_version,
+           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
     FROM chat_messages m
     WHERE m.room_id = $1 AND m.event_id > $2 AND m.event_id <= $3
     ORDER BY m.event_id ASC
@@ -399,7 +422,8 @@ pub const HUB_RANGE_BACK: &str = r#"
                                                ORDER BY x.created_at), '[]'::json)
                       FROM chat_message_reactions x
                       WHERE x.message_id = m.id AND x.user_email = ANY($5)) END AS reactors,
-           (SELECT r.members_version FROM chat_rooms r WHERE r.id = $1) AS members_version
+           (SELECT r.members_version FROM chat_rooms r WHERE r.id = $1) AS members_version,
+           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
     FROM chat_messages m
     WHERE m.room_id = $1 AND m.event_id > $2 AND m.event_id <= $3
     ORDER BY m.event_id DESC
@@ -414,6 +438,9 @@ pub struct HubRow {
     /// `(user, emoji)` of the subscribers' own reactions.
     pub reactors: Json<Vec<(String, String)>>,
     pub members_version: i64,
+    /// The room's newest event as this statement saw it: on a read replica, how far it
+    /// has replayed the room.
+    pub room_last_event: i64,
 }
 
 /// The hub's read of `room`'s log in `(after, up_to]`, with the reactions of `subscribers`.

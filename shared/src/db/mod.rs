@@ -5,6 +5,7 @@ pub mod limits;
 pub mod members;
 pub mod messages;
 pub mod reads;
+pub mod replica;
 pub mod rooms;
 pub mod uploads;
 pub mod write_queue;
@@ -31,10 +32,21 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// 503 instead of hanging. sqlx's named-statement cache stays on: Neon's pooler supports
 /// protocol-level prepared statements.
 pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    lazy_pool_at(&config.url, "DATABASE_URL", config, config.acquire_timeout)
+}
+
+/// A lazy pool like [`lazy_pool`] on another server (`name` is its setting, for the error),
+/// whose acquires give up after `acquire_timeout`: the read replica's (`replica`).
+pub(crate) fn lazy_pool_at(
+    url: &str,
+    name: &str,
+    config: &DatabaseConfig,
+    acquire_timeout: std::time::Duration,
+) -> anyhow::Result<PgPool> {
     // `statement_timeout` travels in the startup packet, so every connection has it before
     // its first statement; Postgres then cancels anything longer (SQLSTATE 57014).
-    let options = PgConnectOptions::from_str(&config.url)
-        .context("DATABASE_URL is not a valid Postgres URL")?
+    let options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("{name} is not a valid Postgres URL"))?
         .options([(
             "statement_timeout",
             config.statement_timeout.as_millis().to_string(),
@@ -42,7 +54,7 @@ pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(config.pool_max)
         .min_connections(0)
-        .acquire_timeout(config.acquire_timeout)
+        .acquire_timeout(acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(60))
         // sqlx pings every connection it hands out by default: one more round trip on every
         // request (BENCHMARKS.md, "The log's write path"). Only a connection that sat idle a

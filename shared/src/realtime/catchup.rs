@@ -30,6 +30,12 @@ impl HubInner {
         Some(feed.window.read(user, after, limit))
     }
 
+    /// The newest event the hub has broadcast for `room`, while it watches it.
+    pub(crate) fn feed_cursor(&self, room: &str) -> Option<i64> {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.get(room).map(|feed| feed.cursor)
+    }
+
     /// Extends `room`'s window back to event `from` (a stream's resume point), joining the
     /// fill already running for the room or starting one; returns once it has added a
     /// page or ended. `false` when no fill can help (the window is full, the room is not
@@ -93,8 +99,18 @@ async fn fill(hub: Arc<HubInner>, room: String) {
         };
         hub.stats.statements.fetch_add(1, Ordering::Relaxed);
         let read = async {
-            let rows =
-                db::messages::hub_range_back(&hub.db, &room, after, up_to, PAGE, &users).await?;
+            // From the read replica when it has replayed the room up to the window's start
+            // (the answer says so, in the same snapshot); from the primary otherwise.
+            let (room, users) = (room.as_str(), users.as_slice());
+            let rows = hub
+                .reader
+                .read(
+                    move |db| async move {
+                        db::messages::hub_range_back(&db, room, after, up_to, PAGE, users).await
+                    },
+                    |rows| rows.first().is_some_and(|r| r.room_last_event >= up_to),
+                )
+                .await?;
             let fetched = rows.len() as i64;
             let mut reactors = Vec::with_capacity(rows.len());
             let mut messages = Vec::with_capacity(rows.len());

@@ -33,6 +33,7 @@ pub use subscriber::{OpenStream, StreamRefused};
 
 use crate::config::{DatabaseConfig, StreamConfig};
 use crate::db;
+use crate::db::replica::Reader;
 use crate::storage::Storage;
 use crate::views::{MessageView, sign_messages};
 use window::{Entry, Window};
@@ -152,6 +153,9 @@ pub struct Hub(Arc<HubInner>);
 
 pub(crate) struct HubInner {
     pub(crate) db: PgPool,
+    /// Catch-up reads (a window's fill, a stream's own pages) go through it, to the read
+    /// replica when it has replayed what they need; live reads stay on `db`.
+    pub(crate) reader: Reader,
     pub(crate) storage: Storage,
     pub(crate) config: StreamConfig,
     unpooled_url: Option<String>,
@@ -191,6 +195,7 @@ pub(crate) struct HubInner {
 impl Hub {
     pub fn new(
         db: PgPool,
+        reader: Reader,
         storage: Storage,
         config: StreamConfig,
         database: &DatabaseConfig,
@@ -198,6 +203,7 @@ impl Hub {
     ) -> Self {
         Self(Arc::new(HubInner {
             db,
+            reader,
             storage,
             config,
             unpooled_url: database.url_unpooled.clone(),

@@ -142,6 +142,7 @@ impl Hub {
             room: room.id.clone(),
             user: user.email.clone(),
             last_seq: room.last_seq,
+            opened: room.last_event,
             tx,
             sent: 0,
             online,
@@ -157,6 +158,8 @@ struct Subscriber {
     user: String,
     /// The room's `last_seq` when the stream opened (for `reset`).
     last_seq: i64,
+    /// The room's `last_event` when the stream opened (as Postgres or the hub knew it).
+    opened: i64,
     tx: mpsc::Sender<FrameResult>,
     /// The newest event sent to this client.
     sent: i64,
@@ -307,6 +310,15 @@ impl Subscriber {
         let inner = self.hub.0.clone();
         // The client has seen every message created up to here.
         let seen = self.sent;
+        // How far the log must be read for nothing to be missed: to `up_to`, or (reading
+        // to the end) to where the stream opened and to the hub's cursor, whose changes
+        // were broadcast before this stream could receive them. A read replica's answer
+        // counts only once it reaches this.
+        let target = if up_to == i64::MAX {
+            self.opened.max(inner.feed_cursor(&self.room).unwrap_or(0))
+        } else {
+            up_to
+        };
         let mut waits = 0;
         let mut counted = false;
         while self.sent < up_to {
@@ -351,9 +363,24 @@ impl Subscriber {
                 .stats
                 .own_catch_up_reads
                 .fetch_add(1, Ordering::Relaxed);
-            let rows = db::messages::list_log(&inner.db, &self.room, self.sent, PAGE, &self.user)
-                .await
-                .map_err(|e| End::Failed(e.into()))?;
+            // From the read replica when its answer shows it has replayed the room past
+            // `target`: a full page (the next page is checked in turn), or one reaching it.
+            // A shorter one (a lagging replica) is read from the primary.
+            let (room, user, after) = (self.room.as_str(), self.user.as_str(), self.sent);
+            let rows =
+                inner
+                    .reader
+                    .read(
+                        move |db| async move {
+                            db::messages::list_log(&db, room, after, PAGE, user).await
+                        },
+                        |rows| {
+                            rows.len() as i64 == PAGE
+                                || rows.last().is_some_and(|r| r.event_id >= target)
+                        },
+                    )
+                    .await
+                    .map_err(|e| End::Failed(e.into()))?;
             let fetched = rows.len() as i64;
             for view in sign_messages(&inner.storage, rows)
                 .await

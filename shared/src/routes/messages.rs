@@ -33,12 +33,23 @@ pub async fn list(
         query.get("before")?,
         query.get("after")?,
     )?;
-    let (rows, has_more) = db::messages::list_page(&app.db, &room, &user.email, page).await?;
+    // From the read replica when its answer shows it has replayed the cursor the page
+    // names, and this process's own writes to the room (`db::messages::page_is_fresh`);
+    // from the primary otherwise.
+    let (room, email) = (&room, user.email.as_str());
+    let written = app.reader.written(room.as_str());
+    let (rows, has_more) = app
+        .reader
+        .read(
+            move |db| async move { db::messages::list_page(&db, room, email, page).await },
+            |(rows, _)| db::messages::page_is_fresh(page, rows, written),
+        )
+        .await?;
     let last_event_id = match rows.first() {
         Some(row) => row.room_last_event,
         // An empty page is the only case where the room might not exist (or be hidden).
         None => {
-            db::rooms::find_visible(&app.db, &room, &user.email)
+            db::rooms::find_visible(&app.db, room, email)
                 .await?
                 .ok_or_else(ApiError::room_not_found)?
                 .last_event
@@ -162,6 +173,7 @@ pub async fn post(
     {
         background.spawn(app.processor().process_message(row.id, row.files.0.clone()));
     }
+    app.reader.wrote(&row.room_id, row.event_id);
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
     if let Some(quota) = quota {
@@ -275,8 +287,18 @@ pub async fn replies(
         .map(|v| Cursor::parse("after", v))
         .transpose()?
         .map_or(0, Cursor::get);
-    let (rows, has_more) =
-        db::messages::list_replies(&app.db, &room, id, &user.email, after, limit.get()).await?;
+    // From the read replica when it has a reply after `after` (so it has replayed that
+    // seq); an empty answer, which may be a lagging replica's, is read from the primary.
+    let (room_ref, email) = (&room, user.email.as_str());
+    let (rows, has_more) = app
+        .reader
+        .read(
+            move |db| async move {
+                db::messages::list_replies(&db, room_ref, id, email, after, limit.get()).await
+            },
+            |(rows, _)| !rows.is_empty(),
+        )
+        .await?;
     if rows.is_empty() && !db::messages::exists(&app.db, &room, id, &user.email).await? {
         return Err(
             match db::rooms::find_visible(&app.db, &room, &user.email).await? {
@@ -356,6 +378,7 @@ pub(crate) async fn respond(
     app: &App,
     (row, quota): (MessageRow, Option<Quota>),
 ) -> Result<Response<Body>, ApiError> {
+    app.reader.wrote(&row.room_id, row.event_id);
     let view = sign_message(&app.storage, row).await?;
     let mut response = json_response(StatusCode::OK, &view);
     if let Some(quota) = quota {

@@ -108,7 +108,60 @@ impl EmbeddedPostgres {
             .with_context(|| format!("failed to chmod {}", path.display()))?;
 
         initdb(&bin_dir, run_as, path).await?;
+        Self::boot(bin_dir, run_as, dir).await
+    }
 
+    /// A streaming replica of this cluster, as a cluster of its own on another free port:
+    /// `pg_basebackup -R` (which writes `standby.signal` and `primary_conninfo`) into a
+    /// fresh temp dir, then a second `postgres` in hot standby, returning once it accepts
+    /// (read-only) connections. Run as `postgres` when we are root, like the primary.
+    /// Pause its replay with `SELECT pg_wal_replay_pause()`; stop it with
+    /// [`EmbeddedPostgres::stop`], or drop it.
+    pub async fn start_replica(&self) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("chat-pg-replica-")
+            .tempdir_in(std::env::temp_dir())
+            .context("failed to create a temp dir for the replica")?;
+        let path = dir.path();
+        if let Some(user) = self.run_as {
+            chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .with_context(|| format!("failed to chown {} to postgres", path.display()))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("failed to chmod {}", path.display()))?;
+        let basebackup = self.bin_dir.join("pg_basebackup");
+        let mut cmd = tokio::process::Command::new(&basebackup);
+        cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .arg("-D")
+            .arg(path.join("data"))
+            // A standby's settings (`-R`), the WAL made meanwhile streamed along (`-X
+            // stream`), and no waiting for the primary's next checkpoint.
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            .current_dir(path)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(user) = self.run_as {
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        let out = cmd
+            .output()
+            .await
+            .with_context(|| format!("failed to run {}", basebackup.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} failed ({}):\n{}{}",
+                basebackup.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Self::boot(self.bin_dir.clone(), self.run_as, dir).await
+    }
+
+    /// Starts a server on the data dir in `dir` on a free port.
+    async fn boot(bin_dir: PathBuf, run_as: Option<RunAs>, dir: TempDir) -> Result<Self> {
         let mut pg = Self {
             port: 0,
             bin_dir,
@@ -246,6 +299,13 @@ impl EmbeddedPostgres {
             "max_connections=500".to_owned(),
             "shared_buffers=128MB".to_owned(),
             "logging_collector=off".to_owned(),
+            // Whole statements in `pg_stat_activity` (tests check where a read ran).
+            "track_activity_query_size=16384".to_owned(),
+            // What a streaming replica needs (`start_replica`); a standby ignores them but
+            // must have at least its primary's `max_wal_senders`.
+            "wal_level=replica".to_owned(),
+            "max_wal_senders=10".to_owned(),
+            "hot_standby=on".to_owned(),
         ];
         // `PG_SETTINGS`: more `name=value` settings, separated by spaces, after (so
         // overriding) the ones above, e.g. `shared_preload_libraries=pg_stat_statements

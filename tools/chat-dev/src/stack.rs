@@ -16,13 +16,17 @@ pub const DEV_BUCKET: &str = "chat-dev";
 /// A configuration plus the embedded services it points at; they stop when this drops.
 pub struct DevStack {
     pub config: Config,
+    /// A streaming replica of `postgres` (`DEV_READ_REPLICA=1`): `DATABASE_URL_READ`.
+    /// Declared first, so it stops before its primary.
+    pub replica: Option<EmbeddedPostgres>,
     pub postgres: Option<EmbeddedPostgres>,
     pub s3: Option<EmbeddedS3>,
 }
 
 impl DevStack {
     /// Uses `DATABASE_URL` and the `S3_*` settings when set; otherwise starts a throwaway
-    /// Postgres and an in-process S3 server. `AUTH_JWT_SECRET` defaults to a dev secret.
+    /// Postgres (and, with `DEV_READ_REPLICA=1`, a streaming replica of it) and an
+    /// in-process S3 server. `AUTH_JWT_SECRET` defaults to a dev secret.
     pub async fn from_env() -> anyhow::Result<Self> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut defaults: HashMap<&str, String> = HashMap::new();
@@ -37,6 +41,19 @@ impl DevStack {
             Some(pg)
         } else {
             None
+        };
+        // `DEV_READ_REPLICA=1`: a streaming replica of the throwaway Postgres, read from.
+        let wants_replica = env("DEV_READ_REPLICA").is_some_and(|v| v == "1" || v == "true");
+        let replica = match &postgres {
+            Some(pg) if wants_replica => {
+                let replica = pg
+                    .start_replica()
+                    .await
+                    .context("start the embedded Postgres' read replica")?;
+                defaults.insert("DATABASE_URL_READ", replica.url());
+                Some(replica)
+            }
+            _ => None,
         };
         let s3 = if env("S3_ENDPOINT").is_none() {
             let s3 = EmbeddedS3::start(DEV_BUCKET, None).context("start the embedded S3 server")?;
@@ -64,6 +81,7 @@ impl DevStack {
         })?;
         Ok(Self {
             config,
+            replica,
             postgres,
             s3,
         })

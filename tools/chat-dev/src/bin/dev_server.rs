@@ -35,6 +35,12 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => println!("  database: DATABASE_URL"),
     }
+    if let Some(replica) = &stack.replica {
+        println!(
+            "  replica:  streaming replica at {} (DEV_READ_REPLICA; pages and catch-up read there)",
+            replica.url()
+        );
+    }
     match &stack.s3 {
         Some(s3) => println!(
             "  storage:  in-process S3 at {} (bucket {})",

@@ -14,6 +14,9 @@ async fn main() -> anyhow::Result<()> {
     let config = DatabaseConfig {
         url,
         url_unpooled: get("DATABASE_URL_UNPOOLED"),
+        // Migrations run on the primary only; a replica replays them.
+        url_read: None,
+        read_timeout: std::time::Duration::from_secs(1),
         pool_max: 1,
         acquire_timeout: std::time::Duration::from_secs(30),
         // Migrations connect on their own, with no statement_timeout: an index build may
