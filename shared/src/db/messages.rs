@@ -450,7 +450,7 @@ pub async fn hub_range(
     after: i64,
     up_to: i64,
     limit: i64,
-    subscribers: &[String],
+    subscribers: &[&str],
 ) -> sqlx::Result<Vec<HubRow>> {
     sqlx::query_as(HUB_RANGE)
         .bind(room)
@@ -470,7 +470,7 @@ pub async fn hub_range_back(
     after: i64,
     up_to: i64,
     limit: i64,
-    subscribers: &[String],
+    subscribers: &[&str],
 ) -> sqlx::Result<Vec<HubRow>> {
     sqlx::query_as(HUB_RANGE_BACK)
         .bind(room)

@@ -2,7 +2,6 @@
 //! ([`super::window`]); streams resuming before the window wait on one backward read of
 //! the log that extends it, rendered once for all of them.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -94,19 +93,20 @@ async fn fill(hub: Arc<HubInner>, room: String) {
                 drop(rooms);
                 return end(&hub);
             }
-            let users: Vec<String> = feed.users.keys().cloned().collect();
-            (window.want, window.start(), users)
+            let (want, start) = (window.want, window.start());
+            (want, start, feed.subscribers())
         };
         hub.stats.statements.fetch_add(1, Ordering::Relaxed);
         let read = async {
             // From the read replica when it has replayed the room up to the window's start
             // (the answer says so, in the same snapshot); from the primary otherwise.
-            let (room, users) = (room.as_str(), users.as_slice());
+            let names: Vec<&str> = users.iter().map(String::as_str).collect();
+            let (room, names) = (room.as_str(), names.as_slice());
             let rows = hub
                 .reader
                 .read(
                     move |db| async move {
-                        db::messages::hub_range_back(&db, room, after, up_to, PAGE, users).await
+                        db::messages::hub_range_back(&db, room, after, up_to, PAGE, names).await
                     },
                     |rows| rows.first().is_some_and(|r| r.room_last_event >= up_to),
                 )
@@ -132,7 +132,7 @@ async fn fill(hub: Arc<HubInner>, room: String) {
                 return end(&hub);
             }
         };
-        let covered = Arc::new(users.into_iter().collect::<HashSet<_>>());
+        let covered = users;
         let mut rooms = hub.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let Some(feed) = rooms.get_mut(&room) else {
             return;

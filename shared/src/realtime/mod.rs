@@ -116,6 +116,10 @@ struct RoomFeed {
     window: Window,
     /// The highest message seq the hub has read (for a stream opened from its state).
     last_seq: i64,
+    /// The users above as one shared set, built when first needed after they changed:
+    /// every read and every window entry until the next join or leave shares it (a set per
+    /// read was one copy of every subscriber's email per change kept in the window).
+    snapshot: Option<Arc<HashSet<String>>>,
 }
 
 /// A (room, user) pair present here, since when: one entry of this instance's heartbeat.
@@ -130,6 +134,13 @@ struct Remote {
 }
 
 impl RoomFeed {
+    /// Who holds a stream on the room here, as one set shared until the next join or leave.
+    fn subscribers(&mut self) -> Arc<HashSet<String>> {
+        self.snapshot
+            .get_or_insert_with(|| Arc::new(self.users.keys().cloned().collect()))
+            .clone()
+    }
+
     fn present(&self, user: &str) -> bool {
         self.since.contains_key(user) || self.remote.contains_key(user)
     }
@@ -266,10 +277,12 @@ impl Hub {
             synced: false,
             window: Window::new(known_last_event, config.window_events, config.window_bytes),
             last_seq: 0,
+            snapshot: None,
         });
         let count = feed.users.entry(user.to_owned()).or_insert(0);
         *count += 1;
         if *count == 1 {
+            feed.snapshot = None;
             // Back within the debounce (a reconnect): no announcement either way.
             if feed.leaving.remove(user).is_none() {
                 feed.since.insert(user.to_owned(), chrono::Utc::now());
@@ -293,6 +306,7 @@ impl Hub {
             *count -= 1;
             if *count == 0 {
                 feed.users.remove(user);
+                feed.snapshot = None;
                 // A stream can end outside a runtime only in a runtime's teardown: then
                 // there is nobody left to tell.
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -762,13 +776,13 @@ impl HubInner {
     async fn deliver(&self, room: &str, mut cursor: i64, head: i64) -> anyhow::Result<()> {
         loop {
             let subscribers: Arc<HashSet<String>> = {
-                let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-                match rooms.get(room) {
-                    Some(feed) => Arc::new(feed.users.keys().cloned().collect()),
+                let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+                match rooms.get_mut(room) {
+                    Some(feed) => feed.subscribers(),
                     None => return Ok(()),
                 }
             };
-            let users: Vec<String> = subscribers.iter().cloned().collect();
+            let users: Vec<&str> = subscribers.iter().map(String::as_str).collect();
             self.stats.statements.fetch_add(1, Ordering::Relaxed);
             let rows = db::messages::hub_range(&self.db, room, cursor, head, PAGE, &users).await?;
             let fetched = rows.len() as i64;
