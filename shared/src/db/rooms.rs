@@ -24,6 +24,13 @@ pub struct RoomRow {
     pub last_event: i64,
     /// Bumped on every membership change (the stream hub watches it).
     pub members_version: i64,
+    /// The highest seq in the room's archive segments (read by [`FIND_VISIBLE`] only).
+    #[sqlx(default)]
+    pub archived_seq: i64,
+    /// The newest event id that left the hot log (archived or deleted by retention): a
+    /// stream resuming before it is told `reset` (read by [`FIND_VISIBLE`] only).
+    #[sqlx(default)]
+    pub history_floor: i64,
 }
 
 /// A room in `GET /api/rooms`, with the caller's read mark.
@@ -65,6 +72,8 @@ impl CreateOutcome {
             last_seq: self.last_seq?,
             last_event: self.last_event?,
             members_version: self.members_version?,
+            archived_seq: 0,
+            history_floor: 0,
         })
     }
 }
@@ -163,7 +172,7 @@ pub async fn list_rooms(db: impl PgExecutor<'_>, user: &str) -> sqlx::Result<Vec
 /// Room `$1`, by `chat_rooms_pkey`, if user `$2` may see it; no row otherwise.
 pub const FIND_VISIBLE: &str = r#"
     SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.last_event,
-           r.members_version
+           r.members_version, r.archived_seq, r.history_floor
     FROM chat_rooms r
     WHERE r.id = $1
       AND (r.visibility = 'public' OR r.created_by = $2

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::App;
+use crate::archive;
 use crate::db;
 use crate::db::limits::{Quota, RateLimit};
 use crate::db::messages::{CLIENT_ID_KEY, EditOf, MessageRow, NewMessage, PlainPost, WriteOutcome};
@@ -34,17 +35,19 @@ pub async fn list(
         query.get("after")?,
     )?;
     let (rows, has_more) = db::messages::list_page(&app.db, &room, &user.email, page).await?;
-    let last_event_id = match rows.first() {
-        Some(row) => row.room_last_event,
+    let (last_event_id, archived_seq) = match rows.first() {
+        Some(row) => (row.room_last_event, row.room_archived_seq),
         // An empty page is the only case where the room might not exist (or be hidden).
         None => {
-            db::rooms::find_visible(&app.db, &room, &user.email)
+            let room = db::rooms::find_visible(&app.db, &room, &user.email)
                 .await?
-                .ok_or_else(ApiError::room_not_found)?
-                .last_event
+                .ok_or_else(ApiError::room_not_found)?;
+            (room.last_event, room.archived_seq)
         }
     };
-    let rows = rows.into_iter().map(|r| r.message).collect();
+    let rows: Vec<MessageRow> = rows.into_iter().map(|r| r.message).collect();
+    let (rows, has_more) =
+        through_archive(&app, &room, &user.email, page, rows, has_more, archived_seq).await?;
     let messages = sign_messages(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -53,6 +56,47 @@ pub async fn list(
             has_more,
             last_event_id: Some(last_event_id),
         },
+    ))
+}
+
+/// The hot page `rows` completed from the room's archive segments where it reaches them
+/// (`archive::read`): a page whose lowest seq is above the room's `archived_seq`, with
+/// more beyond it, is whole as it is and costs nothing more.
+async fn through_archive(
+    app: &App,
+    room: &RoomId,
+    viewer: &str,
+    page: Page,
+    rows: Vec<MessageRow>,
+    has_more: bool,
+    archived_seq: i64,
+) -> Result<(Vec<MessageRow>, bool), ApiError> {
+    if archived_seq == 0 {
+        return Ok((rows, has_more));
+    }
+    let (limit, descending, bound) = match page {
+        Page::Latest(limit) => (limit.get() as usize, true, i64::MAX),
+        Page::Before(cursor, limit) => (limit.get() as usize, true, cursor.get()),
+        Page::After(cursor, limit) => (limit.get() as usize, false, cursor.get()),
+    };
+    let archived = if descending {
+        let lowest = rows.first().map_or(i64::MAX, |r| r.seq);
+        if has_more && lowest > archived_seq {
+            return Ok((rows, has_more));
+        }
+        archive::read::below(app, room.as_str(), bound, limit + 1).await?
+    } else {
+        // Every seq from `bound + 1` on is in the hot page: no segment can add one.
+        let gapless = rows.len() == limit
+            && rows.first().is_some_and(|r| r.seq == bound + 1)
+            && rows.last().is_some_and(|r| r.seq == bound + limit as i64);
+        if bound >= archived_seq || gapless {
+            return Ok((rows, has_more));
+        }
+        archive::read::above(app, room.as_str(), bound, limit + 1).await?
+    };
+    Ok(archive::read::merge(
+        rows, has_more, archived, viewer, limit, descending,
     ))
 }
 
@@ -277,14 +321,28 @@ pub async fn replies(
         .map_or(0, Cursor::get);
     let (rows, has_more) =
         db::messages::list_replies(&app.db, &room, id, &user.email, after, limit.get()).await?;
-    if rows.is_empty() && !db::messages::exists(&app.db, &room, id, &user.email).await? {
-        return Err(
-            match db::rooms::find_visible(&app.db, &room, &user.email).await? {
-                Some(_) => ApiError::message_not_found(),
-                None => ApiError::room_not_found(),
-            },
-        );
+    let visible = if rows.is_empty() {
+        db::rooms::find_visible(&app.db, &room, &user.email).await?
+    } else {
+        None
+    };
+    if rows.is_empty() && visible.is_none() {
+        return Err(ApiError::room_not_found());
     }
+    // Replies in the archive tier (its segments list the messages their replies quote).
+    let limit = limit.get() as usize;
+    let archived = archive::read::replies(&app, room.as_str(), id, after, limit + 1).await?;
+    if rows.is_empty()
+        && archived.is_empty()
+        && !db::messages::exists(&app.db, &room, id, &user.email).await?
+        && archive::read::find(&app, room.as_str(), id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::message_not_found());
+    }
+    let (rows, has_more) =
+        archive::read::merge(rows, has_more, archived, &user.email, limit, false);
     let messages = sign_messages(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,

@@ -34,7 +34,8 @@ const MESSAGE_COLUMNS: &str = r#"
                     'placeholder', f.placeholder, 'served', f.served,
                     'served_size', f.served_size) ORDER BY f.id), '[]'::json)
          FROM chat_message_files f WHERE f.message_id = m.id) AS files,
-        (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
+        (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event,
+        (SELECT r.archived_seq FROM chat_rooms r WHERE r.id = $1) AS room_archived_seq
 "#;
 
 /// The visibility check of every list query (viewer `$4`).
