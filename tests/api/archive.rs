@@ -621,3 +621,103 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test]
+async fn edits_reactions_replies_and_deletes_bring_an_archived_message_back() {
+    let app = TestApp::spawn_with(|c| {
+        with_cron(c);
+        c.archive.keep_per_room = Some(2);
+    })
+    .await;
+    app.room("general").await;
+    let mut sent = Vec::new();
+    for i in 0..6 {
+        sent.push(post(&app, ALICE, json!({"content": format!("m{i}")})).await);
+    }
+    assert_eq!(cron(&app).await.1["archived"], 4);
+    let path = |m: &Value| format!("/api/rooms/general/messages/{}", m["id"].as_str().unwrap());
+    let mut stream = RawStream::open(&app, "general", "", None).await;
+    assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
+
+    // An edit of an archived message: it is hot again, changed, and on the stream.
+    let edited = json_of(
+        call(
+            &app,
+            ALICE,
+            Method::PATCH,
+            &path(&sent[1]),
+            Some(json!({"content": "changed"})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (edited["seq"].as_i64(), edited["content"].as_str()),
+        (Some(2), Some("changed"))
+    );
+    let event = stream.next_event(WAIT).await.unwrap();
+    assert_eq!(event.event.as_deref(), Some("message.updated"));
+    assert_eq!(event.json()["content"], "changed");
+    // A reaction, by someone else, on another archived one.
+    let reaction = format!("{}/reactions/%F0%9F%91%8D", path(&sent[0]));
+    let reacted = json_of(
+        call(&app, BOB, Method::PUT, &reaction, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        reacted["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": true}])
+    );
+    // A reply to a third: its original counts it.
+    let reply = post(
+        &app,
+        BOB,
+        json!({"content": "late reply", "reply_to": sent[2]["id"]}),
+    )
+    .await;
+    assert_eq!(reply["reply_to"]["seq"], 3);
+    // A delete of a fourth.
+    let gone = json_of(
+        call(&app, ALICE, Method::DELETE, &path(&sent[3]), None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(gone["deleted_at"].is_string());
+    assert_eq!(hot(&app).await, 2 + 4 + 1);
+
+    let expected = |page: &Value| {
+        let m = page["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 7);
+        assert_eq!(m[1]["content"], "changed");
+        assert_eq!(m[0]["reactions"][0]["count"], 1);
+        assert_eq!(m[2]["reply_count"], 1);
+        assert!(m[3]["deleted_at"].is_string());
+    };
+    let page = list(&app, BOB, "?limit=50").await;
+    expected(&page);
+    // Archived again, the newest state is what pages show (the older segment's copy is stale).
+    let again = cron(&app).await.1;
+    assert_eq!(again["archived"], 5, "{again}");
+    assert_eq!(list(&app, BOB, "?limit=50").await, page);
+    assert_eq!(
+        list(&app, BOB, "?limit=3&before=5").await["messages"],
+        json!(page["messages"].as_array().unwrap()[1..4])
+    );
+    // Editing a message that does not exist anywhere is still 404.
+    let nowhere = format!("/api/rooms/general/messages/{}", uuid::Uuid::now_v7());
+    assert_error(
+        call(
+            &app,
+            ALICE,
+            Method::PATCH,
+            &nowhere,
+            Some(json!({"content": "x"})),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "message_not_found",
+    )
+    .await;
+}

@@ -154,21 +154,34 @@ pub async fn post(
     };
 
     let limit = &app.config.limits.posts;
-    let outcome = if !file_ids.is_empty() {
-        post_with_files(app, &message, &uploads).await?
-    } else if message.reply_to.is_none() {
-        // A plain post: written together with whatever else is waiting.
-        app.posts
-            .write(PlainPost {
-                id: message.id,
-                room: room.clone(),
-                user_email: user.email.clone(),
-                content: content.clone(),
-                client_id: message.client_id,
-            })
-            .await
-    } else {
-        db::messages::post(&app.db, &message, limit).await
+    let mut restored = false;
+    let outcome = loop {
+        let outcome = if !file_ids.is_empty() {
+            post_with_files(app, &message, &uploads).await?
+        } else if message.reply_to.is_none() {
+            // A plain post: written together with whatever else is waiting.
+            app.posts
+                .write(PlainPost {
+                    id: message.id,
+                    room: room.clone(),
+                    user_email: user.email.clone(),
+                    content: content.clone(),
+                    client_id: message.client_id,
+                })
+                .await
+        } else {
+            db::messages::post(&app.db, &message, limit).await
+        };
+        // A reply to an archived message: the original comes back to the hot tables (its
+        // `reply_count` changes), then the post is tried once more.
+        if let (Ok(written), Some(parent), false) = (&outcome, message.reply_to, restored)
+            && written.outcome == "reply_to_invalid"
+            && archive::read::restore(app, room.as_str(), parent, &user.email).await?
+        {
+            restored = true;
+            continue;
+        }
+        break outcome;
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -271,7 +284,10 @@ pub async fn edit(
         content,
     };
     // Written together with whatever other edits are waiting.
-    let outcome = app.edits.write(edit).await?;
+    let mut outcome = app.edits.write(edit.clone()).await?;
+    if brought_back(&app, &outcome, &edit.room, id, &edit.user_email).await? {
+        outcome = app.edits.write(edit).await?;
+    }
     respond(&app, written(outcome, limit)?).await
 }
 
@@ -286,6 +302,9 @@ pub async fn delete(
 ) -> Result<Response<Body>, ApiError> {
     let limit = &app.config.limits.edits;
     let mut outcome = db::messages::delete(&app.db, &room, id, &user.email, limit).await?;
+    if brought_back(&app, &outcome, &room, id, &user.email).await? {
+        outcome = db::messages::delete(&app.db, &room, id, &user.email, limit).await?;
+    }
     let trashed = outcome.trashed.take().unwrap_or_default();
     let written = written(outcome, limit)?;
     if !trashed.is_empty() {
@@ -352,6 +371,23 @@ pub async fn replies(
             last_event_id: None,
         },
     ))
+}
+
+/// Whether a write that found no message `id` should be tried again: the message was in
+/// the archive tier and is now back in the hot tables (`archive::read::restore`), where an
+/// edit, a delete or a reaction changes it as any other (and the move archives it again
+/// later).
+pub(crate) async fn brought_back(
+    app: &App,
+    outcome: &WriteOutcome,
+    room: &RoomId,
+    id: Uuid,
+    user: &str,
+) -> Result<bool, ApiError> {
+    if outcome.outcome != "message_not_found" {
+        return Ok(false);
+    }
+    Ok(archive::read::restore(app, room.as_str(), id, user).await?)
 }
 
 /// The message a write answered with, and the bucket it took from; or the write's refusal
