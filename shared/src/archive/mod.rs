@@ -181,10 +181,13 @@ impl Segment {
     }
 }
 
-/// Decoded segments by key, the most recently read kept.
+/// Decoded segments by key, and the keys oldest-read first.
+type Cached = (HashMap<String, Arc<Segment>>, VecDeque<String>);
+
+/// Decoded segments by key: the last `CACHED_SEGMENTS` loaded are kept.
 #[derive(Default)]
 pub struct SegmentCache {
-    inner: Mutex<(HashMap<String, Arc<Segment>>, VecDeque<String>)>,
+    inner: Mutex<Cached>,
 }
 
 impl SegmentCache {
