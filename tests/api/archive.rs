@@ -721,3 +721,26 @@ async fn edits_reactions_replies_and_deletes_bring_an_archived_message_back() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_room_the_hub_already_watches_resets_resume_points_before_a_new_floor() {
+    let app = TestApp::spawn_with(|c| {
+        with_cron(c);
+        c.archive.keep_per_room = Some(3);
+    })
+    .await;
+    app.room("general").await;
+    for i in 0..8 {
+        app.send("general", &format!("m{i}")).await;
+    }
+    // The hub watches the room, and knows it as it was before any move.
+    let mut watching = RawStream::open_as(&app, BOB, "general", "", None).await;
+    assert_eq!(watching.next(WAIT).await.unwrap().retry, Some(1000));
+    cron_until_done(&app).await;
+    // A few ticks: the hub's answer for the room is fresh, from memory.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut stream = RawStream::open(&app, "general", "", Some("2")).await;
+    assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
+    let reset = stream.next_event(WAIT).await.unwrap();
+    assert_eq!(reset.event.as_deref(), Some("reset"), "{reset:?}");
+}
