@@ -12,6 +12,7 @@ use super::Ctx;
 use super::pg::Seed;
 use super::report::{Latency, Table, count, ms};
 
+/// Who lists the room: `Tokens::for_user("reader")`.
 const READER: &str = "bench-reader@bench.example";
 const LIMIT: i64 = 50;
 const REQUESTS: usize = 200;
@@ -86,7 +87,7 @@ pub async fn run(ctx: &mut Ctx, messages: i64, secret: Option<&str>) {
             one_mb(before),
             one_mb(after)
         ));
-        let token = ctx.tokens.for_user(READER)?;
+        let token = ctx.tokens.for_user("reader")?;
         let archived_top = messages - hot;
         let mut rng = rand::rng();
         let mut cases: Vec<(String, Vec<String>)> = vec![(
