@@ -29,6 +29,8 @@ pub struct Inner {
     pub posts: WriteQueue<Posts>,
     pub edits: WriteQueue<Edits>,
     pub reactions: WriteQueue<Reactions>,
+    /// Archive segments read lately, decoded (`archive`).
+    pub segments: crate::archive::SegmentCache,
 }
 
 impl std::ops::Deref for App {
@@ -72,6 +74,7 @@ impl App {
             posts,
             edits,
             reactions,
+            segments: Default::default(),
         })))
     }
 

@@ -17,8 +17,29 @@ pub struct Config {
     pub stream: StreamConfig,
     pub limits: LimitsConfig,
     pub media: MediaConfig,
+    pub archive: ArchiveConfig,
     /// `CORS_ALLOWED_ORIGINS`
     pub cors: AllowedOrigins,
+}
+
+/// History tiered to object storage, and retention (`archive`), run by `/api/cron/archive`.
+#[derive(Clone, Debug)]
+pub struct ArchiveConfig {
+    /// `ARCHIVE_AFTER_DAYS`: messages older than this move to segments (`None`: never by age).
+    pub after: Option<Duration>,
+    /// `ARCHIVE_KEEP_PER_ROOM`: a room's messages beyond its newest this many move to
+    /// segments (`None`: never by count).
+    pub keep_per_room: Option<i64>,
+    /// `RETENTION_DAYS`: messages older than this are deleted, with their files, hot and
+    /// archived alike (`None`: kept forever).
+    pub retention: Option<Duration>,
+    /// `ARCHIVE_BATCH`: messages per move (one segment) and per retention delete.
+    pub batch: i64,
+    /// `ARCHIVE_BATCHES_PER_RUN`: batches one cron call runs at most before answering
+    /// `"more": true`.
+    pub batches_per_run: usize,
+    /// Tests only (never read from the environment): stop a run at a step, as a crash would.
+    pub fault: Option<crate::archive::mover::Fault>,
 }
 
 /// Processing of attached images (`media`): sizes made, and the bounds on decoding one.
@@ -413,6 +434,36 @@ impl Config {
                     bail!("IMAGE_MAX_PX must be at least THUMBNAIL_MAX_PX, and both above 0");
                 }
                 media
+            },
+            archive: {
+                let days = |name: &str| -> anyhow::Result<Option<Duration>> {
+                    match env.get(name) {
+                        None => Ok(None),
+                        Some(v) => match v.parse::<u64>() {
+                            Ok(d) if d > 0 => Ok(Some(Duration::from_secs(d * 86_400))),
+                            _ => bail!("{name} must be a whole number of days, 1 or more"),
+                        },
+                    }
+                };
+                let keep_per_room = match env.get("ARCHIVE_KEEP_PER_ROOM") {
+                    None => None,
+                    Some(v) => match v.parse::<i64>() {
+                        Ok(n) if n >= 0 => Some(n),
+                        _ => bail!("ARCHIVE_KEEP_PER_ROOM must be a whole number, 0 or more"),
+                    },
+                };
+                let archive = ArchiveConfig {
+                    after: days("ARCHIVE_AFTER_DAYS")?,
+                    keep_per_room,
+                    retention: days("RETENTION_DAYS")?,
+                    batch: env.parse("ARCHIVE_BATCH", 1000)?,
+                    batches_per_run: env.parse("ARCHIVE_BATCHES_PER_RUN", 50)?,
+                    fault: None,
+                };
+                if !(1..=10_000).contains(&archive.batch) || archive.batches_per_run == 0 {
+                    bail!("ARCHIVE_BATCH must be 1 to 10000, ARCHIVE_BATCHES_PER_RUN 1 or more");
+                }
+                archive
             },
             cors: AllowedOrigins::parse(&env.get("CORS_ALLOWED_ORIGINS").unwrap_or_default()),
         })

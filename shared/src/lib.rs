@@ -5,6 +5,7 @@
 //! presigning and checks), `auth/` (bearer tokens), `domain/` (validated input types).
 
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -1,7 +1,7 @@
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::db::{files, members, messages, reads, rooms, uploads};
+use shared::db::{archive, files, members, messages, reads, rooms, uploads};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row};
@@ -171,6 +171,12 @@ async fn every_query_the_api_runs_uses_an_index() {
                 reply_excerpt = ''
          FROM chat_messages p WHERE c.seq % 50 = 0 AND p.room_id = c.room_id AND p.seq = c.seq - 1",
         "INSERT INTO chat_object_trash (object_key) SELECT 'k/' || g FROM generate_series(1, 5000) g",
+        // Archive segments of many rooms.
+        "INSERT INTO chat_archive_segments (object_key, room_id, first_seq, last_seq, max_event,
+                                            messages, bytes, min_id, max_id, oldest_at, newest_at)
+         SELECT 'archive/' || g, 'bulk-' || (g % 2000 + 1), g * 10, g * 10 + 9, g * 10 + 9, 10, 100,
+                gen_random_uuid(), gen_random_uuid(), now() - g * interval '1 minute', now()
+         FROM generate_series(1, 20000) g",
         // Presence of many users on many rooms, from a few instances, some expired.
         "INSERT INTO chat_presence (room_id, user_email, instance_id, since, expires_at)
          SELECT 'bulk-' || (g % 2000), 'p' || g || '@x.com', 'i' || (g % 4), now(),
@@ -182,7 +188,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 32] = [
+    let statements: [(&str, &str, Binds); 42] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -319,6 +325,37 @@ async fn every_query_the_api_runs_uses_an_index() {
         }),
         ("DELETE_UPLOADS", uploads::DELETE_UPLOADS, |q| {
             q.bind(&[ID][..])
+        }),
+        ("ROOMS_TO_ARCHIVE", archive::ROOMS_TO_ARCHIVE, |q| {
+            q.bind(Some(1000_i64))
+                .bind(Some(Utc::now()))
+                .bind("")
+                .bind(100_i64)
+        }),
+        ("OLDEST_HOT", archive::OLDEST_HOT, |q| {
+            q.bind(ROOM).bind(1000_i64)
+        }),
+        ("LOCK_MESSAGES", archive::LOCK_MESSAGES, |q| {
+            q.bind(vec![ID])
+        }),
+        ("DELETE_MOVED", archive::DELETE_MOVED, |q| q.bind(vec![ID])),
+        ("UNTRASH", archive::UNTRASH, |q| {
+            q.bind(vec!["k".to_owned()])
+        }),
+        ("SEGMENTS_BELOW", archive::SEGMENTS_BELOW, |q| {
+            q.bind(ROOM).bind(900_i64).bind(32_i64)
+        }),
+        ("SEGMENTS_WITH_ID", archive::SEGMENTS_WITH_ID, |q| {
+            q.bind(ROOM).bind(ID)
+        }),
+        ("SEGMENTS_EXPIRED", archive::SEGMENTS_EXPIRED, |q| {
+            q.bind(Utc::now()).bind(20_i64)
+        }),
+        ("ROOMS_EXPIRED", archive::ROOMS_EXPIRED, |q| {
+            q.bind(Utc::now()).bind("").bind(100_i64)
+        }),
+        ("PURGE_HOT", archive::PURGE_HOT, |q| {
+            q.bind(ROOM).bind(Utc::now()).bind(1000_i64)
         }),
     ];
     for (name, statement, binds) in statements {

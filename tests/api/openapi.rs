@@ -638,6 +638,7 @@ const MEMBERS: &str = "/api/rooms/{room}/members";
 const MEMBER: &str = "/api/rooms/{room}/members/{email}";
 const UPLOADS: &str = "/api/uploads";
 const CRON: &str = "/api/cron/cleanup-uploads";
+const ARCHIVE_CRON: &str = "/api/cron/archive";
 const DEV_TOKEN: &str = "/api/dev/token";
 
 #[tokio::test]
@@ -1313,6 +1314,23 @@ async fn real_responses_match_the_spec() {
         let (status, _) = api.send(method, CRON, cron(method, Some("wrong"))).await;
         assert_eq!(status, 401);
         let (status, _) = api.send(method, CRON, cron(method, None)).await;
+        assert_eq!(status, 401);
+    }
+
+    // The archive cron (no archive setting: it moves nothing).
+    for method in ["GET", "POST"] {
+        let archive = |secret: Option<&str>| {
+            let request = api.request(method, ARCHIVE_CRON, None);
+            match secret {
+                Some(secret) => request.bearer_auth(secret),
+                None => request,
+            }
+        };
+        let (status, body) = api
+            .send(method, ARCHIVE_CRON, archive(Some(CRON_SECRET)))
+            .await;
+        assert_eq!((status, body["archived"].as_i64()), (200, Some(0)));
+        let (status, _) = api.send(method, ARCHIVE_CRON, archive(None)).await;
         assert_eq!(status, 401);
     }
 

@@ -113,7 +113,8 @@ pub const LIST_PAGE_LATEST: &str = r#"
                        'placeholder', f.placeholder, 'served', f.served,
                        'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
-           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
+           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event,
+           (SELECT r.archived_seq FROM chat_rooms r WHERE r.id = $1) AS room_archived_seq
     FROM chat_messages m
     WHERE m.room_id = $1 AND m.seq > $2
       AND EXISTS (SELECT 1 FROM chat_rooms r
@@ -143,7 +144,8 @@ pub const LIST_PAGE_BEFORE: &str = r#"
                        'placeholder', f.placeholder, 'served', f.served,
                        'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
-           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
+           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event,
+           (SELECT r.archived_seq FROM chat_rooms r WHERE r.id = $1) AS room_archived_seq
     FROM chat_messages m
     WHERE m.room_id = $1 AND m.seq < $2
       AND EXISTS (SELECT 1 FROM chat_rooms r
@@ -173,7 +175,8 @@ pub const LIST_PAGE_AFTER: &str = r#"
                        'placeholder', f.placeholder, 'served', f.served,
                        'served_size', f.served_size) ORDER BY f.id), '[]'::json)
             FROM chat_message_files f WHERE f.message_id = m.id) AS files,
-           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
+           (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event,
+           (SELECT r.archived_seq FROM chat_rooms r WHERE r.id = $1) AS room_archived_seq
     FROM chat_messages m
     WHERE m.room_id = $1 AND m.seq > $2
       AND EXISTS (SELECT 1 FROM chat_rooms r
@@ -192,6 +195,9 @@ pub struct PageRow {
     #[sqlx(flatten)]
     pub message: MessageRow,
     pub room_last_event: i64,
+    /// The highest seq the room's archive segments hold (`crate::archive`): a page reaching
+    /// it reads them too.
+    pub room_archived_seq: i64,
 }
 
 /// One page of a room's messages as `user` may see them, in ascending `seq`, and whether

@@ -1,5 +1,6 @@
 //! Postgres access: the per-process pool, migrations, and one module of queries per table.
 
+pub mod archive;
 pub mod files;
 pub mod limits;
 pub mod members;

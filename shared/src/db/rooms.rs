@@ -24,6 +24,13 @@ pub struct RoomRow {
     pub last_event: i64,
     /// Bumped on every membership change (the stream hub watches it).
     pub members_version: i64,
+    /// The highest seq in the room's archive segments (read by [`FIND_VISIBLE`] only).
+    #[sqlx(default)]
+    pub archived_seq: i64,
+    /// The newest event id that left the hot log (archived or deleted by retention): a
+    /// stream resuming before it is told `reset` (read by [`FIND_VISIBLE`] only).
+    #[sqlx(default)]
+    pub history_floor: i64,
 }
 
 /// A room in `GET /api/rooms`, with the caller's read mark.
@@ -65,6 +72,8 @@ impl CreateOutcome {
             last_seq: self.last_seq?,
             last_event: self.last_event?,
             members_version: self.members_version?,
+            archived_seq: 0,
+            history_floor: 0,
         })
     }
 }
@@ -163,7 +172,7 @@ pub async fn list_rooms(db: impl PgExecutor<'_>, user: &str) -> sqlx::Result<Vec
 /// Room `$1`, by `chat_rooms_pkey`, if user `$2` may see it; no row otherwise.
 pub const FIND_VISIBLE: &str = r#"
     SELECT r.id, r.name, r.visibility, r.created_by, r.created_at, r.last_seq, r.last_event,
-           r.members_version
+           r.members_version, r.archived_seq, r.history_floor
     FROM chat_rooms r
     WHERE r.id = $1
       AND (r.visibility = 'public' OR r.created_by = $2
@@ -191,6 +200,9 @@ pub struct RoomHead {
     /// The newest log event.
     pub last_event: i64,
     pub members_version: i64,
+    /// Kept fresh in the hub's state of the room, so a stream opened from it is reset as
+    /// one opened by a lookup would be.
+    pub history_floor: i64,
 }
 
 /// A read mark that moved, as the tick reads it.
@@ -202,16 +214,16 @@ pub struct MovedMark {
 }
 
 /// The stream hub's one statement per tick, two reads in one round trip: the head
-/// (`last_event`, `members_version`) of each room among `$1` that exists, by
+/// (`last_event`, `members_version`, `history_floor`) of each room among `$1` that exists, by
 /// `chat_rooms_pkey`; and the read marks of users `$2` that moved after `$3`, through
 /// `chat_read_marks_user_updated`. A `head` row has no user; a `mark` row carries the mark
 /// in `n`.
 pub const TICK: &str = r#"
     SELECT 'head' AS kind, r.id AS room_id, NULL::text AS user_email, r.last_event AS n,
-           r.members_version
+           r.members_version, r.history_floor
     FROM chat_rooms r WHERE r.id = ANY($1)
     UNION ALL
-    SELECT 'mark', k.room_id, k.user_email, k.last_read_seq, 0
+    SELECT 'mark', k.room_id, k.user_email, k.last_read_seq, 0, 0
     FROM chat_read_marks k WHERE k.user_email = ANY($2) AND k.updated_at > $3
 "#;
 
@@ -222,14 +234,14 @@ pub async fn tick(
     users: &[String],
     since: DateTime<Utc>,
 ) -> sqlx::Result<(Vec<RoomHead>, Vec<MovedMark>)> {
-    let rows: Vec<(String, String, Option<String>, i64, i64)> = sqlx::query_as(TICK)
+    let rows: Vec<(String, String, Option<String>, i64, i64, i64)> = sqlx::query_as(TICK)
         .bind(ids)
         .bind(users)
         .bind(since)
         .fetch_all(db)
         .await?;
     let (mut heads, mut marks) = (Vec::new(), Vec::new());
-    for (kind, room_id, user_email, n, members_version) in rows {
+    for (kind, room_id, user_email, n, members_version, history_floor) in rows {
         match (kind.as_str(), user_email) {
             ("mark", Some(user_email)) => marks.push(MovedMark {
                 room_id,
@@ -240,6 +252,7 @@ pub async fn tick(
                 id: room_id,
                 last_event: n,
                 members_version,
+                history_floor,
             }),
         }
     }

@@ -34,10 +34,11 @@ pub enum Function {
     Message,
     Read,
     Presence,
+    Archive,
 }
 
 impl Function {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Health,
         Self::Rooms,
         Self::ListMessages,
@@ -49,6 +50,7 @@ impl Function {
         Self::Message,
         Self::Read,
         Self::Presence,
+        Self::Archive,
     ];
 
     /// Its file under `api/` without `.rs`, which is also its Vercel path after `/api/`.
@@ -65,6 +67,7 @@ impl Function {
             Self::Message => "message",
             Self::Read => "read",
             Self::Presence => "presence",
+            Self::Archive => "cron/archive",
         }
     }
 
@@ -73,11 +76,11 @@ impl Function {
         self == Self::Stream
     }
 
-    /// Whether its requests are held to the database deadline. The cleanup cron works in
-    /// batches for up to 45 s by design; each of its statements is still bounded by
+    /// Whether its requests are held to the database deadline. The crons work in batches
+    /// for up to 45 s by design; each of their statements is still bounded by
     /// `statement_timeout`.
     fn has_deadline(self) -> bool {
-        self != Self::CleanupUploads
+        !matches!(self, Self::CleanupUploads | Self::Archive)
     }
 }
 

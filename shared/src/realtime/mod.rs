@@ -654,6 +654,7 @@ impl HubInner {
             for head in &heads {
                 if let Some(room) = known.get_mut(&head.id) {
                     room.checked = room.checked.max(asked);
+                    room.row.history_floor = room.row.history_floor.max(head.history_floor);
                 }
             }
         }
@@ -794,6 +795,7 @@ impl HubInner {
                     id: room.to_owned(),
                     last_event: head,
                     members_version: version,
+                    history_floor: 0,
                 };
                 self.announce_membership_changes(std::slice::from_ref(&head))
                     .await?;

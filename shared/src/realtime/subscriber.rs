@@ -135,7 +135,12 @@ impl Hub {
         let (live, online) =
             self.register(&room.id, &user.email, room.last_event, room.members_version);
         guard.room = Some(room.id.clone());
-        let start = Start::choose(resume, room.last_event, self.inner().config.max_backlog);
+        // A resume point before the room's `history_floor` may have missed a change of a
+        // message no longer in the hot log (archived, or deleted by retention): reset.
+        let start = match resume {
+            Some(id) if id < room.history_floor => Start::Reset(room.last_event),
+            _ => Start::choose(resume, room.last_event, self.inner().config.max_backlog),
+        };
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
         let subscriber = Subscriber {
             hub: self.clone(),

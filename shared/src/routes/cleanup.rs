@@ -116,7 +116,7 @@ pub async fn run(State(app): State<App>, headers: HeaderMap) -> Result<Response<
 }
 
 /// The bearer token must equal `CRON_SECRET`; with no secret configured, nobody may call it.
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let denied = || ApiError::Unauthorized("This route is for the scheduler.".into());
     let secret = app
         .config

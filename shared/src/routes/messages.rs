@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::App;
+use crate::archive;
 use crate::db;
 use crate::db::limits::{Quota, RateLimit};
 use crate::db::messages::{CLIENT_ID_KEY, EditOf, MessageRow, NewMessage, PlainPost, WriteOutcome};
@@ -35,27 +36,30 @@ pub async fn list(
     )?;
     // From the read replica when its answer shows it has replayed the cursor the page
     // names, and this process's own writes to the room (`db::messages::page_is_fresh`);
-    // from the primary otherwise.
-    let (room, email) = (&room, user.email.as_str());
+    // from the primary otherwise. The page and the room's archive boundary come from one
+    // snapshot, whichever answered.
+    let (room_ref, email) = (&room, user.email.as_str());
     let written = app.reader.written(room.as_str());
     let (rows, has_more) = app
         .reader
         .read(
-            move |db| async move { db::messages::list_page(&db, room, email, page).await },
+            move |db| async move { db::messages::list_page(&db, room_ref, email, page).await },
             |(rows, _)| db::messages::page_is_fresh(page, rows, written),
         )
         .await?;
-    let last_event_id = match rows.first() {
-        Some(row) => row.room_last_event,
+    let (last_event_id, archived_seq) = match rows.first() {
+        Some(row) => (row.room_last_event, row.room_archived_seq),
         // An empty page is the only case where the room might not exist (or be hidden).
         None => {
-            db::rooms::find_visible(&app.db, room, email)
+            let room = db::rooms::find_visible(&app.db, &room, &user.email)
                 .await?
-                .ok_or_else(ApiError::room_not_found)?
-                .last_event
+                .ok_or_else(ApiError::room_not_found)?;
+            (room.last_event, room.archived_seq)
         }
     };
-    let rows = rows.into_iter().map(|r| r.message).collect();
+    let rows: Vec<MessageRow> = rows.into_iter().map(|r| r.message).collect();
+    let (rows, has_more) =
+        through_archive(&app, &room, &user.email, page, rows, has_more, archived_seq).await?;
     let messages = sign_messages(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -64,6 +68,47 @@ pub async fn list(
             has_more,
             last_event_id: Some(last_event_id),
         },
+    ))
+}
+
+/// The hot page `rows` completed from the room's archive segments where it reaches them
+/// (`archive::read`): a page whose lowest seq is above the room's `archived_seq`, with
+/// more beyond it, is whole as it is and costs nothing more.
+async fn through_archive(
+    app: &App,
+    room: &RoomId,
+    viewer: &str,
+    page: Page,
+    rows: Vec<MessageRow>,
+    has_more: bool,
+    archived_seq: i64,
+) -> Result<(Vec<MessageRow>, bool), ApiError> {
+    if archived_seq == 0 {
+        return Ok((rows, has_more));
+    }
+    let (limit, descending, bound) = match page {
+        Page::Latest(limit) => (limit.get() as usize, true, i64::MAX),
+        Page::Before(cursor, limit) => (limit.get() as usize, true, cursor.get()),
+        Page::After(cursor, limit) => (limit.get() as usize, false, cursor.get()),
+    };
+    let archived = if descending {
+        let lowest = rows.first().map_or(i64::MAX, |r| r.seq);
+        if has_more && lowest > archived_seq {
+            return Ok((rows, has_more));
+        }
+        archive::read::below(app, room.as_str(), bound, limit + 1).await?
+    } else {
+        // Every seq from `bound + 1` on is in the hot page: no segment can add one.
+        let gapless = rows.len() == limit
+            && rows.first().is_some_and(|r| r.seq == bound + 1)
+            && rows.last().is_some_and(|r| r.seq == bound + limit as i64);
+        if bound >= archived_seq || gapless {
+            return Ok((rows, has_more));
+        }
+        archive::read::above(app, room.as_str(), bound, limit + 1).await?
+    };
+    Ok(archive::read::merge(
+        rows, has_more, archived, viewer, limit, descending,
     ))
 }
 
@@ -121,21 +166,34 @@ pub async fn post(
     };
 
     let limit = &app.config.limits.posts;
-    let outcome = if !file_ids.is_empty() {
-        post_with_files(app, &message, &uploads).await?
-    } else if message.reply_to.is_none() {
-        // A plain post: written together with whatever else is waiting.
-        app.posts
-            .write(PlainPost {
-                id: message.id,
-                room: room.clone(),
-                user_email: user.email.clone(),
-                content: content.clone(),
-                client_id: message.client_id,
-            })
-            .await
-    } else {
-        db::messages::post(&app.db, &message, limit).await
+    let mut restored = false;
+    let outcome = loop {
+        let outcome = if !file_ids.is_empty() {
+            post_with_files(app, &message, &uploads).await?
+        } else if message.reply_to.is_none() {
+            // A plain post: written together with whatever else is waiting.
+            app.posts
+                .write(PlainPost {
+                    id: message.id,
+                    room: room.clone(),
+                    user_email: user.email.clone(),
+                    content: content.clone(),
+                    client_id: message.client_id,
+                })
+                .await
+        } else {
+            db::messages::post(&app.db, &message, limit).await
+        };
+        // A reply to an archived message: the original comes back to the hot tables (its
+        // `reply_count` changes), then the post is tried once more.
+        if let (Ok(written), Some(parent), false) = (&outcome, message.reply_to, restored)
+            && written.outcome == "reply_to_invalid"
+            && archive::read::restore(app, room.as_str(), parent, &user.email).await?
+        {
+            restored = true;
+            continue;
+        }
+        break outcome;
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -239,7 +297,10 @@ pub async fn edit(
         content,
     };
     // Written together with whatever other edits are waiting.
-    let outcome = app.edits.write(edit).await?;
+    let mut outcome = app.edits.write(edit.clone()).await?;
+    if brought_back(&app, &outcome, &edit.room, id, &edit.user_email).await? {
+        outcome = app.edits.write(edit).await?;
+    }
     respond(&app, written(outcome, limit)?).await
 }
 
@@ -254,6 +315,9 @@ pub async fn delete(
 ) -> Result<Response<Body>, ApiError> {
     let limit = &app.config.limits.edits;
     let mut outcome = db::messages::delete(&app.db, &room, id, &user.email, limit).await?;
+    if brought_back(&app, &outcome, &room, id, &user.email).await? {
+        outcome = db::messages::delete(&app.db, &room, id, &user.email, limit).await?;
+    }
     let trashed = outcome.trashed.take().unwrap_or_default();
     let written = written(outcome, limit)?;
     if !trashed.is_empty() {
@@ -299,14 +363,28 @@ pub async fn replies(
             |(rows, _)| !rows.is_empty(),
         )
         .await?;
-    if rows.is_empty() && !db::messages::exists(&app.db, &room, id, &user.email).await? {
-        return Err(
-            match db::rooms::find_visible(&app.db, &room, &user.email).await? {
-                Some(_) => ApiError::message_not_found(),
-                None => ApiError::room_not_found(),
-            },
-        );
+    let visible = if rows.is_empty() {
+        db::rooms::find_visible(&app.db, &room, &user.email).await?
+    } else {
+        None
+    };
+    if rows.is_empty() && visible.is_none() {
+        return Err(ApiError::room_not_found());
     }
+    // Replies in the archive tier (its segments list the messages their replies quote).
+    let limit = limit.get() as usize;
+    let archived = archive::read::replies(&app, room.as_str(), id, after, limit + 1).await?;
+    if rows.is_empty()
+        && archived.is_empty()
+        && !db::messages::exists(&app.db, &room, id, &user.email).await?
+        && archive::read::find(&app, room.as_str(), id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::message_not_found());
+    }
+    let (rows, has_more) =
+        archive::read::merge(rows, has_more, archived, &user.email, limit, false);
     let messages = sign_messages(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -316,6 +394,23 @@ pub async fn replies(
             last_event_id: None,
         },
     ))
+}
+
+/// Whether a write that found no message `id` should be tried again: the message was in
+/// the archive tier and is now back in the hot tables (`archive::read::restore`), where an
+/// edit, a delete or a reaction changes it as any other (and the move archives it again
+/// later).
+pub(crate) async fn brought_back(
+    app: &App,
+    outcome: &WriteOutcome,
+    room: &RoomId,
+    id: Uuid,
+    user: &str,
+) -> Result<bool, ApiError> {
+    if outcome.outcome != "message_not_found" {
+        return Ok(false);
+    }
+    Ok(archive::read::restore(app, room.as_str(), id, user).await?)
 }
 
 /// The message a write answered with, and the bucket it took from; or the write's refusal

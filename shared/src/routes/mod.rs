@@ -2,6 +2,7 @@
 //! Handlers take extractors (`http::extract`) and return a response or an
 //! [`ApiError`](crate::http::ApiError).
 
+pub mod archive;
 pub mod cleanup;
 pub mod health;
 pub mod members;
@@ -100,6 +101,8 @@ pub fn table() -> Vec<Route> {
             "/api/cron/cleanup-uploads",
             cleanup::run,
         ),
+        Route::new(Archive, GET, "/api/cron/archive", archive::run),
+        Route::new(Archive, POST, "/api/cron/archive", archive::run),
     ]
 }
 

@@ -7,7 +7,7 @@ use crate::App;
 use crate::db::messages::ReactionOf;
 use crate::http::extract::{Authed, ReactionPath};
 use crate::http::{ApiError, Body};
-use crate::routes::messages::{respond, written};
+use crate::routes::messages::{brought_back, respond, written};
 
 /// `PUT …/reactions/{emoji}`: adds the caller's reaction → 200 with the message. Adding one
 /// already there changes nothing and answers the same.
@@ -37,13 +37,16 @@ async fn react(
 ) -> Result<Response<Body>, ApiError> {
     let limit = &app.config.limits.reactions;
     let change = ReactionOf {
-        room,
+        room: room.clone(),
         id,
         user_email: user.to_owned(),
         emoji,
         add,
     };
     // Written together with whatever other reaction changes are waiting.
-    let outcome = app.reactions.write(change).await?;
+    let mut outcome = app.reactions.write(change.clone()).await?;
+    if brought_back(&app, &outcome, &room, id, user).await? {
+        outcome = app.reactions.write(change).await?;
+    }
     respond(&app, written(outcome, limit)?).await
 }

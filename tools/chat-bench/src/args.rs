@@ -22,6 +22,11 @@ pub enum Scenario {
     Presence,
     Storm,
     Spread,
+    /// History tiered to the bucket: seeds a room, calls `/api/cron/archive` until done
+    /// (the server's `ARCHIVE_KEEP_PER_ROOM` decides how much moves), then lists hot and
+    /// archived pages. Needs --database-url and --cron-secret; never part of `all` (it
+    /// changes what the server stores).
+    Archive,
     All,
 }
 
@@ -113,6 +118,14 @@ pub struct Args {
     /// Idle cost: the measured window, in seconds.
     #[arg(long, default_value_t = 10.0)]
     pub idle_window: f64,
+
+    // --- archive
+    /// Archive: messages seeded into a fresh room before the cron runs.
+    #[arg(long, default_value_t = 200_000)]
+    pub archive_messages: i64,
+    /// Archive: the bearer token of the server's crons (its `CRON_SECRET`).
+    #[arg(long, env = "CRON_SECRET", hide_env_values = true)]
+    pub cron_secret: Option<String>,
 
     // --- deep room
     /// Deep room: messages seeded into the room (reused when already seeded).

@@ -12,7 +12,7 @@ use super::sse::Subscribers;
 use super::{Ctx, Server};
 
 /// The function binaries `api/` builds (the root `Cargo.toml`'s `[[bin]]` entries).
-const FUNCTIONS: [&str; 11] = [
+const FUNCTIONS: [&str; 12] = [
     "rooms",
     "list_messages",
     "post_message",
@@ -20,6 +20,7 @@ const FUNCTIONS: [&str; 11] = [
     "stream",
     "members",
     "cleanup-uploads",
+    "archive",
     "health",
     "message",
     "read",

@@ -7,6 +7,7 @@
 //! subscribers), `pg` (the database side), `report` (histograms and tables), `process`
 //! (RSS and spawned functions), then one module per scenario.
 
+mod archive;
 pub mod args;
 pub mod client;
 mod deep;
@@ -193,6 +194,9 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     ctx.servers = api_only;
     if wants(Scenario::Footprint) {
         footprint::run(&mut ctx).await;
+    }
+    if args.scenario == Scenario::Archive {
+        archive::run(&mut ctx, args.archive_messages, args.cron_secret.as_deref()).await;
     }
     Ok(ctx.failures)
 }

@@ -34,7 +34,8 @@ const MESSAGE_COLUMNS: &str = r#"
                     'placeholder', f.placeholder, 'served', f.served,
                     'served_size', f.served_size) ORDER BY f.id), '[]'::json)
          FROM chat_message_files f WHERE f.message_id = m.id) AS files,
-        (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event
+        (SELECT r.last_event FROM chat_rooms r WHERE r.id = $1) AS room_last_event,
+        (SELECT r.archived_seq FROM chat_rooms r WHERE r.id = $1) AS room_archived_seq
 "#;
 
 /// The visibility check of every list query (viewer `$4`).
@@ -469,6 +470,34 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The hot tables' size with their indexes and TOAST (`pg_total_relation_size`).
+    pub async fn hot_bytes(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT (pg_total_relation_size('chat_messages') + pg_total_relation_size('chat_message_files')
+                     + pg_total_relation_size('chat_message_reactions'))::bigint",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// [`Db::hot_bytes`] once `VACUUM FULL` has given the space of deleted rows back.
+    pub async fn hot_bytes_after_vacuum_full(&self) -> anyhow::Result<i64> {
+        sqlx::query("VACUUM FULL chat_messages, chat_message_files, chat_message_reactions")
+            .execute(&self.pool)
+            .await?;
+        self.hot_bytes().await
+    }
+
+    /// The archive segments of `room`: how many, and their bytes.
+    pub async fn segments_of(&self, room: &str) -> anyhow::Result<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT count(*), COALESCE(sum(bytes), 0)::bigint FROM chat_archive_segments WHERE room_id = $1",
+        )
+        .bind(room)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// How many messages the room holds.
