@@ -182,7 +182,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 32] = [
+    let statements: [(&str, &str, Binds); 33] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -238,6 +238,14 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind(20_i64)
                 .bind(500_i64)
                 .bind(vec![ALICE.to_owned()])
+        }),
+        ("SEARCH", messages::SEARCH, |q| {
+            q.bind(ROOM)
+                .bind(i64::MAX)
+                .bind(101_i64)
+                .bind(ALICE)
+                .bind("1500")
+                .bind("simple")
         }),
         ("FIND_BY_CLIENT_ID", messages::FIND_BY_CLIENT_ID, |q| {
             q.bind(ROOM).bind(ID).bind(ALICE)
@@ -330,6 +338,11 @@ async fn every_query_the_api_runs_uses_an_index() {
         );
         assert!(
             !plan.contains("Seq Scan on chat_messages"),
+            "{name}:\n{plan}"
+        );
+        // A rare word is looked up in the search index, not tested on every row of the room.
+        assert!(
+            name != "SEARCH" || plan.contains("chat_messages_search"),
             "{name}:\n{plan}"
         );
         // A batch of writes finds its rooms' rows by key, however many rooms there are.

@@ -22,6 +22,7 @@ mod private_rooms;
 mod realtime;
 mod rooms;
 mod safe_files;
+mod search;
 mod security;
 mod sse_client;
 mod static_files;

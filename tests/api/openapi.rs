@@ -632,6 +632,7 @@ const MESSAGE: &str = "/api/rooms/{room}/messages/{message}";
 const REACTION: &str = "/api/rooms/{room}/messages/{message}/reactions/{emoji}";
 const REPLIES: &str = "/api/rooms/{room}/messages/{message}/replies";
 const READ: &str = "/api/rooms/{room}/read";
+const SEARCH: &str = "/api/rooms/{room}/search";
 const TYPING: &str = "/api/rooms/{room}/typing";
 const PRESENCE: &str = "/api/rooms/{room}/presence";
 const MEMBERS: &str = "/api/rooms/{room}/members";
@@ -1052,6 +1053,32 @@ async fn real_responses_match_the_spec() {
         None,
         400,
         Some("invalid_query"),
+    )
+    .await;
+    let found = api
+        .expect(
+            ("GET", SEARCH, "/api/rooms/general/search?q=reply"),
+            Some(ALICE),
+            None,
+            200,
+            None,
+        )
+        .await;
+    assert_eq!(found["messages"][0]["content"], "a reply");
+    api.expect(
+        ("GET", SEARCH, "/api/rooms/general/search?q=%20"),
+        Some(ALICE),
+        None,
+        400,
+        Some("invalid_query"),
+    )
+    .await;
+    api.expect(
+        ("GET", SEARCH, "/api/rooms/secret/search?q=reply"),
+        Some(CAROL),
+        None,
+        404,
+        Some("room_not_found"),
     )
     .await;
     api.expect(

@@ -7,7 +7,9 @@ use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
 use crate::db::limits::RateLimit;
-use crate::domain::{ClientId, Emoji, FileIds, MessageContent, Page, RoomId};
+use crate::domain::{
+    ClientId, Emoji, FileIds, MessageContent, Page, RoomId, SearchLanguage, SearchQuery,
+};
 
 /// A message with its files and reactions, as stored and as one user sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -249,6 +251,68 @@ pub async fn list_replies(
         .bind(after)
         .bind(limit + 1)
         .bind(user)
+        .fetch_all(db)
+        .await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_more))
+}
+
+/// Room `$1`'s messages with `seq < $2` whose words match `$5` (`websearch_to_tsquery`
+/// parsed with text search configuration `$6`), newest first, at most `$3`, as user `$4`
+/// may see them: the columns and visibility check of [`LIST_PAGE_LATEST`]. The match goes
+/// through `chat_messages_search` (`migrations/20261203000001_search.sql`), whose
+/// expression `chat_search_vector(content)` is written the same here; Postgres then keeps
+/// the room's rows of the bitmap and sorts them by seq, or, for a word common in the room,
+/// walks `chat_messages_room_seq_key` backwards and tests each row. A tombstone's content is
+/// '' and never matches; `deleted_at IS NULL` says so outright.
+pub const SEARCH: &str = r#"
+    SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+           m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
+           CASE WHEN m.reactions = '[]' THEN '{}'::text[]
+                ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                           WHERE x.message_id = m.id AND x.user_email = $4
+                           ORDER BY x.created_at) END AS mine,
+           m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
+           (SELECT COALESCE(json_agg(json_build_object(
+                       'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                       'content_type', f.content_type, 'size', f.size,
+                       'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                       'placeholder', f.placeholder, 'served', f.served,
+                       'served_size', f.served_size) ORDER BY f.id), '[]'::json)
+            FROM chat_message_files f WHERE f.message_id = m.id) AS files
+    FROM chat_messages m
+    WHERE m.room_id = $1 AND m.seq < $2
+      AND chat_search_vector(m.content) @@ websearch_to_tsquery($6::regconfig, $5)
+      AND m.deleted_at IS NULL
+      AND EXISTS (SELECT 1 FROM chat_rooms r
+                  WHERE r.id = $1
+                    AND (r.visibility = 'public' OR r.created_by = $4
+                         OR EXISTS (SELECT 1 FROM chat_room_members mm
+                                    WHERE mm.room_id = r.id AND mm.user_email = $4)))
+    ORDER BY m.seq DESC
+    LIMIT $3
+"#;
+
+/// One page of `room`'s messages matching `query`, newest first, before seq `before`
+/// (every message when `None`), as `user` may see them, and whether older matches follow.
+/// Empty when the room is not visible.
+pub async fn search(
+    db: impl PgExecutor<'_>,
+    room: &RoomId,
+    user: &str,
+    query: &SearchQuery,
+    language: &SearchLanguage,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<(Vec<MessageRow>, bool)> {
+    let mut rows: Vec<MessageRow> = sqlx::query_as(SEARCH)
+        .bind(room.as_str())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit + 1)
+        .bind(user)
+        .bind(query.as_str())
+        .bind(language.as_str())
         .fetch_all(db)
         .await?;
     let has_more = rows.len() as i64 > limit;

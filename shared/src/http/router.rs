@@ -214,17 +214,29 @@ async fn not_served() -> ApiError {
 }
 
 /// `/api/<function>?room=general&email=…&limit=5` → `/api/rooms/general/members/…?limit=5`:
-/// the first of the function's templates whose parameters the query all has.
+/// the first of the function's templates whose parameters the query all has. Two templates
+/// of one function with the same parameters (the list and search of `list_messages`) are
+/// told apart by `route`, which names the template's last segment
+/// (`/api/list_messages?room=general&route=search` → `/api/rooms/general/search`).
 fn to_public_path(mut request: Request, internal: &[(String, Vec<&'static str>)]) -> Request {
     let path = request.uri().path().trim_end_matches('/');
     let Some((_, templates)) = internal.iter().find(|(p, _)| p == path) else {
         return request;
     };
-    let pairs: Vec<(String, String)> =
+    let mut pairs: Vec<(String, String)> =
         form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
+    let named = pairs
+        .iter()
+        .position(|(k, _)| k == "route")
+        .map(|i| pairs.remove(i).1);
     for template in templates {
+        if let Some(named) = &named
+            && template.rsplit('/').next() != Some(named.as_str())
+        {
+            continue;
+        }
         let mut public = String::with_capacity(template.len() + 32);
         let mut used: Vec<&str> = Vec::new();
         let mut complete = true;

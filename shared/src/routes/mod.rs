@@ -10,6 +10,7 @@ pub mod presence;
 pub mod reactions;
 pub mod read;
 pub mod rooms;
+pub mod search;
 pub mod stream;
 pub mod uploads;
 
@@ -73,6 +74,12 @@ pub fn table() -> Vec<Route> {
             GET,
             "/api/rooms/{room}/messages/{message}/replies",
             messages::replies,
+        ),
+        Route::new(
+            ListMessages,
+            GET,
+            "/api/rooms/{room}/search",
+            search::search,
         ),
         Route::new(Read, PUT, "/api/rooms/{room}/read", read::mark),
         // With the message writes: its other templates name two and three parameters.
@@ -244,6 +251,11 @@ mod tests {
                 Function::ListMessages,
                 Method::GET,
                 "/api/list_messages?room=general&limit=5",
+            ),
+            (
+                Function::ListMessages,
+                Method::GET,
+                "/api/list_messages?room=general&route=search&q=hi",
             ),
             (
                 Function::PostMessage,
