@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::write_queue::{Edits, Posts, Reactions, WriteQueue};
+use crate::http::latency::RouteLatencies;
 use crate::realtime::Hub;
 use crate::storage::Storage;
 
@@ -25,6 +26,10 @@ pub struct Inner {
     pub posts: WriteQueue<Posts>,
     pub edits: WriteQueue<Edits>,
     pub reactions: WriteQueue<Reactions>,
+    /// Per-route counts and latencies since start (`GET /api/admin/stats`).
+    pub latencies: Arc<RouteLatencies>,
+    /// When this process built its context.
+    pub started: std::time::Instant,
 }
 
 impl std::ops::Deref for App {
@@ -65,6 +70,8 @@ impl App {
             posts,
             edits,
             reactions,
+            latencies: Arc::default(),
+            started: std::time::Instant::now(),
         })))
     }
 

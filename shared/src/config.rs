@@ -41,7 +41,7 @@ impl Admins {
 
     pub fn contains(&self, email: &str) -> bool {
         let email = email.trim().to_lowercase();
-        self.0.iter().any(|a| *a == email)
+        self.0.contains(&email)
     }
 }
 

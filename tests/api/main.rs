@@ -1,5 +1,6 @@
 //! Integration tests: the real app over HTTP, real Postgres, a real S3-compatible server.
 
+mod admin;
 mod auth;
 mod bad_input;
 mod batched_writes;

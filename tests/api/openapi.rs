@@ -650,6 +650,7 @@ async fn real_responses_match_the_spec() {
         c.stream.max_backlog = 3;
         c.storage.max_upload_bytes = 1000;
         c.storage.cron_secret = Some(CRON_SECRET.into());
+        c.admins = shared::config::Admins::parse(CAROL);
     })
     .await;
     let api = Caller {
@@ -1428,6 +1429,24 @@ async fn real_responses_match_the_spec() {
         app: &down,
         spec: &spec,
     };
+    // The operator's numbers, once the others have run (so every list has rows).
+    const STATS: &str = "/api/admin/stats";
+    let figures = api
+        .expect(("GET", STATS, STATS), Some(CAROL), None, 200, None)
+        .await;
+    assert!(figures["database"]["rooms"].as_i64().unwrap() >= 2);
+    assert!(!figures["instance"]["routes"].as_array().unwrap().is_empty());
+    api.expect(
+        ("GET", STATS, STATS),
+        Some(ALICE),
+        None,
+        403,
+        Some("not_admin"),
+    )
+    .await;
+    api.expect(("GET", STATS, STATS), None, None, 401, Some("unauthorized"))
+        .await;
+
     down.expect(
         ("GET", "/api/health", "/api/health"),
         None,

@@ -6,6 +6,7 @@ pub mod members;
 pub mod messages;
 pub mod reads;
 pub mod rooms;
+pub mod stats;
 pub mod uploads;
 pub mod write_queue;
 

@@ -163,8 +163,8 @@ impl Api {
     /// The router with the app and every layer, as one service. Outermost first: `nosniff`
     /// and CORS on every response (errors of the router and of the body limit included),
     /// the router's 405 rendered as JSON or as a preflight, trailing slashes trimmed,
-    /// internal paths mapped to public ones; then, per matched route, the request span
-    /// and the 1 MiB body limit.
+    /// internal paths mapped to public ones; then, per matched route, its count and
+    /// latency (`http::latency`), the request span and the 1 MiB body limit.
     pub fn into_service(self, app: App) -> ApiService {
         let cors = std::sync::Arc::new(app.config.cors.clone());
         let internal = self.internal;
@@ -174,6 +174,10 @@ impl Api {
             .layer(axum::Extension(DbDeadline(app.config.database.deadline())))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(edge::trace_layer())
+            .layer(axum::middleware::from_fn_with_state(
+                app.latencies.clone(),
+                super::latency::record,
+            ))
             .with_state(app);
         let service = tower::ServiceBuilder::new()
             .layer(SetResponseHeaderLayer::overriding(

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::window::{Entry, Read};
 use super::{HubInner, PAGE, personal_frames, render};
@@ -91,7 +90,7 @@ async fn fill(hub: Arc<HubInner>, room: String) {
             let users: Vec<String> = feed.users.keys().cloned().collect();
             (window.want, window.start(), users)
         };
-        hub.stats.statements.fetch_add(1, Ordering::Relaxed);
+        hub.stats.count_statement();
         let read = async {
             let rows =
                 db::messages::hub_range_back(&hub.db, &room, after, up_to, PAGE, &users).await?;

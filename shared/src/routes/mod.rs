@@ -2,6 +2,7 @@
 //! Handlers take extractors (`http::extract`) and return a response or an
 //! [`ApiError`](crate::http::ApiError).
 
+pub mod admin;
 pub mod cleanup;
 pub mod health;
 pub mod members;
@@ -31,6 +32,8 @@ pub fn table() -> Vec<Route> {
     const PATCH: Method = Method::PATCH;
     vec![
         Route::new(Health, GET, "/api/health", health::get),
+        // With health: the operator's figures, including this instance's.
+        Route::new(Health, GET, "/api/admin/stats", admin::stats),
         Route::new(Rooms, GET, "/api/rooms", rooms::list),
         Route::new(Rooms, POST, "/api/rooms", rooms::create),
         Route::new(
@@ -277,6 +280,7 @@ mod tests {
                 "/api/presence?room=general",
             ),
             (Function::Rooms, Method::POST, "/api/rooms/"),
+            (Function::Health, Method::GET, "/api/health?route=stats"),
             (Function::PresignUpload, Method::POST, "/api/presign_upload"),
         ] {
             let (status, _, body) = call(of(function), method.clone(), uri).await;
