@@ -22,6 +22,8 @@ pub enum Scenario {
     Presence,
     Storm,
     Spread,
+    /// Search over the deep room (seeded as `deep` seeds it).
+    Search,
     All,
 }
 
