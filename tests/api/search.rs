@@ -367,3 +367,48 @@ async fn the_list_functions_internal_path_serves_search_when_it_names_the_route(
     assert_eq!(contents(&page), ["routed here", "not this one"]);
     assert!(page["last_event_id"].is_i64());
 }
+
+#[tokio::test]
+async fn a_rare_word_deep_in_a_large_room_is_found_through_the_search_index() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    // `seed <seq>` each: the number is in one message, `seed` in all of them.
+    app.seed_messages("general", 40_000).await;
+    sqlx::query("ANALYZE chat_messages")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let explain = format!("EXPLAIN (ANALYZE) {}", shared::db::messages::SEARCH);
+    let plan: Vec<String> = sqlx::query_scalar(&explain)
+        .bind("general")
+        .bind(i64::MAX)
+        .bind(101_i64)
+        .bind(ALICE)
+        .bind("1234")
+        .bind("simple")
+        .bind(shared::db::messages::SEARCH_WINDOW)
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    // The newest messages are tested one by one, the older ones come from the index: the
+    // room's other 38,000 rows are never read.
+    assert!(plan.contains("chat_messages_search"), "{plan}");
+    assert!(!plan.contains("Seq Scan on chat_messages"), "{plan}");
+    let page = found(&app, "general", &q("1234", "")).await;
+    assert_eq!(seqs(&page), [1234]);
+    assert_eq!(page["has_more"], false);
+    // A common word fills its page from the newest messages alone.
+    let page = found(&app, "general", &q("seed", "&limit=5")).await;
+    assert_eq!(seqs(&page), [40_000, 39_999, 39_998, 39_997, 39_996]);
+    assert_eq!(page["has_more"], true);
+    // Across the window's edge: matches on both sides of it, in order.
+    let edge = 40_000 - shared::db::messages::SEARCH_WINDOW;
+    let page = found(
+        &app,
+        "general",
+        &q(&format!("{} or {} or {}", edge + 1, edge, edge - 1), ""),
+    )
+    .await;
+    assert_eq!(seqs(&page), [edge + 1, edge, edge - 1]);
+}
