@@ -550,7 +550,7 @@ impl Db {
     }
 
     /// `EXPLAIN (ANALYZE, BUFFERS)` of a search (`limit + 1` rows, as the server reads), with
-    /// the default `SEARCH_LANGUAGE`.
+    /// the default `SEARCH_LANGUAGE` and JIT off.
     pub async fn explain_search(
         &self,
         room: &str,
@@ -559,6 +559,9 @@ impl Db {
         viewer: &str,
     ) -> anyhow::Result<String> {
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {SEARCH}");
+        // As the server's connections run it (`shared::db::lazy_pool` turns JIT off).
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
         let lines: Vec<String> = sqlx::query_scalar(&sql)
             .bind(room)
             .bind(i64::MAX)
@@ -567,8 +570,9 @@ impl Db {
             .bind(q)
             .bind("simple")
             .bind(SEARCH_WINDOW)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.rollback().await?;
         Ok(lines.join("\n"))
     }
 
