@@ -24,8 +24,8 @@
 -- words to this index. `fastupdate` (Postgres's default, written out here) queues them in
 -- the index's pending list, so an insert appends there instead of updating each word's
 -- posting tree; the list is merged by autovacuum, or by the insert that finds it past
--- `gin_pending_list_limit` (4 MB), and a search reads it too. BENCHMARKS.md ("Search")
--- has what this costs a batched write.
+-- `gin_pending_list_limit` (4 MB), and a search reads it too. BENCHMARKS.md ("Search and
+-- the operator's numbers") has what this costs a batched write.
 --
 -- On a large table, build the index beforehand without blocking writes
 -- (`CREATE INDEX CONCURRENTLY chat_messages_search ON chat_messages USING gin

@@ -19,7 +19,8 @@
 -- Write cost: the posts' hot path (`POST_BATCH`, `chat_post` without files) is unchanged
 -- and fires no trigger. But the top-20 index on `last_seq - deleted_count` means a room's
 -- `last_seq` bump is no longer a HOT update: each batch's room row update also writes an
--- entry in the room indexes (BENCHMARKS.md, "The operator's numbers").
+-- entry in the room indexes (BENCHMARKS.md, "Search and the operator's numbers": within
+-- the noise of a loaded machine).
 
 ALTER TABLE chat_rooms
     ADD COLUMN deleted_count bigint NOT NULL DEFAULT 0,

@@ -4,7 +4,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::config::Admins;
 
+use std::time::Duration;
+
 use crate::helpers::{ALICE, BOB, TestApp, assert_error};
+use crate::sse_client::RawStream;
 
 const OPS: &str = "ops@example.com";
 
@@ -263,6 +266,18 @@ async fn the_instance_figures_count_each_route_and_its_latency() {
     let instance = &second["instance"];
     assert_eq!(instance["open_streams"], 0);
     assert_eq!(instance["watched_rooms"], 0);
-    assert!(instance["db_statements_per_second"].as_f64().unwrap() >= 0.0);
+    assert_eq!(instance["db_statements_total"], 0);
     assert!(instance["uptime_seconds"].as_f64().unwrap() > 0.0);
+
+    // A stream open: the hub watches its room and polls it.
+    let mut stream = RawStream::open(&app, "general", "", None).await;
+    assert!(stream.next(Duration::from_secs(5)).await.is_some());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let third = stats(&app).await;
+    let instance = &third["instance"];
+    assert_eq!(instance["open_streams"], 1);
+    assert_eq!(instance["watched_rooms"], 1);
+    assert!(instance["db_statements_total"].as_u64().unwrap() > 0);
+    assert!(instance["db_statements_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(route(&third, "GET /api/rooms/{room}/stream")["count"], 1);
 }

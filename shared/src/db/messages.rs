@@ -287,7 +287,8 @@ pub const SEARCH_WINDOW: i64 = 2000;
 ///
 /// The one slow case left is a query whose index lookup is not selective and that
 /// matches little, like `fox -dog` where both words are in every message: every older row
-/// is tested, up to `DB_STATEMENT_TIMEOUT_MS` (BENCHMARKS.md, "Search").
+/// is tested, up to `DB_STATEMENT_TIMEOUT_MS` (BENCHMARKS.md, "Search and the operator's
+/// numbers").
 pub const SEARCH: &str = r#"
     WITH cursor AS (
         SELECT LEAST($2, r.last_seq + 1) AS before

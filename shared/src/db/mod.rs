@@ -33,7 +33,8 @@ pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     // its first statement; Postgres then cancels anything longer (SQLSTATE 57014). JIT is
     // off: every statement here reads a page or writes a row, and a plan whose estimate
     // crosses `jit_above_cost` (a search's older part, which usually never runs) spent
-    // ≈ 800 ms compiling to save nothing (BENCHMARKS.md, "Search").
+    // ≈ 800 ms compiling to save nothing (BENCHMARKS.md, "Search and the operator's
+    // numbers").
     let options = PgConnectOptions::from_str(&config.url)
         .context("DATABASE_URL is not a valid Postgres URL")?
         .options([
