@@ -8,6 +8,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::replica::Reader;
 use crate::db::write_queue::{Edits, Posts, Reactions, WriteQueue};
+use crate::http::latency::RouteLatencies;
 use crate::realtime::Hub;
 use crate::storage::Storage;
 
@@ -31,6 +32,10 @@ pub struct Inner {
     pub reactions: WriteQueue<Reactions>,
     /// Archive segments read lately, decoded (`archive`).
     pub segments: crate::archive::SegmentCache,
+    /// Per-route counts and latencies since start (`GET /api/admin/stats`).
+    pub latencies: Arc<RouteLatencies>,
+    /// When this process built its context.
+    pub started: std::time::Instant,
 }
 
 impl std::ops::Deref for App {
@@ -75,6 +80,8 @@ impl App {
             edits,
             reactions,
             segments: Default::default(),
+            latencies: Arc::default(),
+            started: std::time::Instant::now(),
         })))
     }
 

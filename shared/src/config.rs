@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 
 use crate::db::limits::RateLimit;
-use crate::domain::AllowedTypes;
+use crate::domain::{AllowedTypes, SearchLanguage};
 
 /// Everything the API can be configured with. Each field maps to one environment
 /// variable, documented in the README's configuration table and `.env.example`.
@@ -20,6 +20,30 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// `CORS_ALLOWED_ORIGINS`
     pub cors: AllowedOrigins,
+    /// `SEARCH_LANGUAGE`: the text search configuration a search is parsed with.
+    pub search_language: SearchLanguage,
+    /// `ADMIN_EMAILS`: who may read `GET /api/admin/stats`.
+    pub admins: Admins,
+}
+
+/// `ADMIN_EMAILS`: comma-separated emails, compared case-insensitively. Unset: nobody.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Admins(Vec<String>);
+
+impl Admins {
+    pub fn parse(raw: &str) -> Self {
+        Self(
+            raw.split(',')
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, email: &str) -> bool {
+        let email = email.trim().to_lowercase();
+        self.0.contains(&email)
+    }
 }
 
 /// History tiered to object storage, and retention (`archive`), run by `/api/cron/archive`.
@@ -466,6 +490,11 @@ impl Config {
                 archive
             },
             cors: AllowedOrigins::parse(&env.get("CORS_ALLOWED_ORIGINS").unwrap_or_default()),
+            search_language: match env.get("SEARCH_LANGUAGE") {
+                None => SearchLanguage::DEFAULT,
+                Some(raw) => SearchLanguage::parse(&raw).map_err(|e| anyhow!("{e}"))?,
+            },
+            admins: Admins::parse(&env.get("ADMIN_EMAILS").unwrap_or_default()),
         })
     }
 }
@@ -590,6 +619,29 @@ mod tests {
         vars.insert("DB_POOL_MAX", "many");
         let err = load(&vars).unwrap_err().to_string();
         assert!(err.contains("DB_POOL_MAX"), "{err}");
+    }
+
+    #[test]
+    fn search_language_defaults_to_simple_and_must_be_known() {
+        assert_eq!(load(&base()).unwrap().search_language.as_str(), "simple");
+        let mut vars = base();
+        vars.insert("SEARCH_LANGUAGE", "english");
+        assert_eq!(load(&vars).unwrap().search_language.as_str(), "english");
+        vars.insert("SEARCH_LANGUAGE", "klingon");
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(err.contains("SEARCH_LANGUAGE"), "{err}");
+    }
+
+    #[test]
+    fn admins_are_matched_case_insensitively_and_unset_is_nobody() {
+        assert!(!load(&base()).unwrap().admins.contains("ops@example.com"));
+        let mut vars = base();
+        vars.insert("ADMIN_EMAILS", " Ops@Example.com , ,root@example.com");
+        let admins = load(&vars).unwrap().admins;
+        assert!(admins.contains("ops@example.com"));
+        assert!(admins.contains("ROOT@example.com"));
+        assert!(!admins.contains("alice@example.com"));
+        assert!(!admins.contains(""));
     }
 
     #[test]

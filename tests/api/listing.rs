@@ -1,7 +1,7 @@
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::db::{archive, files, members, messages, reads, rooms, uploads};
+use shared::db::{archive, files, members, messages, reads, rooms, stats, uploads};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row};
@@ -188,7 +188,7 @@ async fn every_query_the_api_runs_uses_an_index() {
     sqlx::query("ANALYZE").execute(&app.db).await.unwrap();
     // The very statements `db` runs, bound to representative values of the types it binds.
     // EXPLAIN plans the writes without running them.
-    let statements: [(&str, &str, Binds); 42] = [
+    let statements: [(&str, &str, Binds); 45] = [
         ("LIST_PAGE_LATEST", messages::LIST_PAGE_LATEST, |q| {
             q.bind(ROOM).bind(0_i64).bind(101_i64).bind(ALICE)
         }),
@@ -245,6 +245,19 @@ async fn every_query_the_api_runs_uses_an_index() {
                 .bind(500_i64)
                 .bind(vec![ALICE.to_owned()])
         }),
+        ("SEARCH", messages::SEARCH, |q| {
+            q.bind(ROOM)
+                .bind(i64::MAX)
+                .bind(101_i64)
+                .bind(ALICE)
+                .bind("1500")
+                .bind("simple")
+                .bind(messages::SEARCH_WINDOW)
+        }),
+        ("TOP_BY_MESSAGES", stats::TOP_BY_MESSAGES, |q| {
+            q.bind(20_i64)
+        }),
+        ("TOP_BY_STORAGE", stats::TOP_BY_STORAGE, |q| q.bind(20_i64)),
         ("FIND_BY_CLIENT_ID", messages::FIND_BY_CLIENT_ID, |q| {
             q.bind(ROOM).bind(ID).bind(ALICE)
         }),
@@ -372,6 +385,22 @@ async fn every_query_the_api_runs_uses_an_index() {
         // A batch of writes finds its rooms' rows by key, however many rooms there are.
         assert!(
             !name.ends_with("_BATCH") || !plan.contains("Seq Scan on chat_rooms"),
+            "{name}:\n{plan}"
+        );
+    }
+
+    // The admin totals are sums over the rooms (one row each), never over the messages.
+    let plan = plan_of(&app.db, sqlx::query(&format!("EXPLAIN {}", stats::TOTALS))).await;
+    assert!(!plan.contains("chat_messages"), "TOTALS:\n{plan}");
+    // The top lists read the front of their indexes, not every room.
+    for (name, statement) in [
+        ("TOP_BY_MESSAGES", stats::TOP_BY_MESSAGES),
+        ("TOP_BY_STORAGE", stats::TOP_BY_STORAGE),
+    ] {
+        let explain = format!("EXPLAIN {statement}");
+        let plan = plan_of(&app.db, sqlx::query(&explain).bind(20_i64)).await;
+        assert!(
+            plan.contains("chat_rooms_by_") && !plan.contains("Sort"),
             "{name}:\n{plan}"
         );
     }

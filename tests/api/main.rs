@@ -1,5 +1,6 @@
 //! Integration tests: the real app over HTTP, real Postgres, a real S3-compatible server.
 
+mod admin;
 mod archive;
 mod auth;
 mod bad_input;
@@ -24,6 +25,7 @@ mod realtime;
 mod replica;
 mod rooms;
 mod safe_files;
+mod search;
 mod security;
 mod sse_client;
 mod static_files;

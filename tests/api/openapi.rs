@@ -632,6 +632,7 @@ const MESSAGE: &str = "/api/rooms/{room}/messages/{message}";
 const REACTION: &str = "/api/rooms/{room}/messages/{message}/reactions/{emoji}";
 const REPLIES: &str = "/api/rooms/{room}/messages/{message}/replies";
 const READ: &str = "/api/rooms/{room}/read";
+const SEARCH: &str = "/api/rooms/{room}/search";
 const TYPING: &str = "/api/rooms/{room}/typing";
 const PRESENCE: &str = "/api/rooms/{room}/presence";
 const MEMBERS: &str = "/api/rooms/{room}/members";
@@ -650,6 +651,7 @@ async fn real_responses_match_the_spec() {
         c.stream.max_backlog = 3;
         c.storage.max_upload_bytes = 1000;
         c.storage.cron_secret = Some(CRON_SECRET.into());
+        c.admins = shared::config::Admins::parse(CAROL);
     })
     .await;
     let api = Caller {
@@ -1055,6 +1057,32 @@ async fn real_responses_match_the_spec() {
         Some("invalid_query"),
     )
     .await;
+    let found = api
+        .expect(
+            ("GET", SEARCH, "/api/rooms/general/search?q=reply"),
+            Some(ALICE),
+            None,
+            200,
+            None,
+        )
+        .await;
+    assert_eq!(found["messages"][0]["content"], "a reply");
+    api.expect(
+        ("GET", SEARCH, "/api/rooms/general/search?q=%20"),
+        Some(ALICE),
+        None,
+        400,
+        Some("invalid_query"),
+    )
+    .await;
+    api.expect(
+        ("GET", SEARCH, "/api/rooms/secret/search?q=reply"),
+        Some(CAROL),
+        None,
+        404,
+        Some("room_not_found"),
+    )
+    .await;
     api.expect(
         ("PUT", READ, "/api/rooms/general/read"),
         Some(BOB),
@@ -1419,6 +1447,24 @@ async fn real_responses_match_the_spec() {
         app: &down,
         spec: &spec,
     };
+    // The operator's numbers, once the others have run (so every list has rows).
+    const STATS: &str = "/api/admin/stats";
+    let figures = api
+        .expect(("GET", STATS, STATS), Some(CAROL), None, 200, None)
+        .await;
+    assert!(figures["database"]["rooms"].as_i64().unwrap() >= 2);
+    assert!(!figures["instance"]["routes"].as_array().unwrap().is_empty());
+    api.expect(
+        ("GET", STATS, STATS),
+        Some(ALICE),
+        None,
+        403,
+        Some("not_admin"),
+    )
+    .await;
+    api.expect(("GET", STATS, STATS), None, None, 401, Some("unauthorized"))
+        .await;
+
     down.expect(
         ("GET", "/api/health", "/api/health"),
         None,

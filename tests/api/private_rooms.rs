@@ -47,6 +47,11 @@ fn room_routes(room: &str) -> Vec<(Method, String, Option<Value>)> {
         ),
         (Method::GET, format!("/api/rooms/{room}/stream"), None),
         (
+            Method::GET,
+            format!("/api/rooms/{room}/search?q=members"),
+            None,
+        ),
+        (
             Method::POST,
             "/api/uploads".to_owned(),
             Some(

@@ -208,6 +208,8 @@ impl Work<'_> {
         if due.is_empty() {
             return Ok(Moved::Done);
         }
+        // Their files stay in storage, in the segment: the room's storage count keeps them.
+        let file_bytes: i64 = due.iter().flat_map(|m| &m.files).map(|f| f.size).sum();
         let built = build(room, due).await?;
         let row = built.row;
         self.app
@@ -239,6 +241,7 @@ impl Work<'_> {
             ids.len()
         );
         db::archive::raise_marks(&mut tx, room, row.last_seq, row.max_event).await?;
+        db::archive::adjust_counters(&mut tx, room, 0, file_bytes).await?;
         tx.commit().await?;
         self.fault(Step::Committed)?;
         tracing::info!(
@@ -317,6 +320,10 @@ impl Work<'_> {
         let mut trashed: Vec<String> = doomed.iter().flat_map(|m| m.object_keys()).collect();
         trashed.push(segment.object_key.clone());
         let floor = doomed.iter().map(|m| m.event_id).max().unwrap_or(0);
+        // No row tells the counters' triggers: the room's messages (tombstones were counted
+        // when deleted) and storage lose these here.
+        let gone_messages = doomed.iter().filter(|m| m.deleted_at.is_none()).count() as i64;
+        let gone_bytes: i64 = doomed.iter().flat_map(|m| &m.files).map(|f| f.size).sum();
         let replacement = if kept.is_empty() {
             None
         } else {
@@ -344,6 +351,7 @@ impl Work<'_> {
         self.fault(Step::Recorded)?;
         db::archive::trash(&mut tx, &trashed).await?;
         db::archive::raise_floor(&mut tx, &segment.room_id, floor).await?;
+        db::archive::adjust_counters(&mut tx, &segment.room_id, gone_messages, -gone_bytes).await?;
         tx.commit().await?;
         self.app.segments.forget(&segment.object_key);
         self.fault(Step::Committed)?;

@@ -193,6 +193,35 @@ pub async fn raise_marks(
     Ok(())
 }
 
+/// Keeps room `$1`'s operator counters (`migrations/20261203000002_stats.sql`) right
+/// across the tiers: `$2` more messages gone outright (not tombstoned first), `$3` bytes of
+/// files that stay in storage though their rows left (a move: the storage trigger took
+/// them off) or that left storage with no row to tell the trigger (retention of a
+/// segment, as a negative).
+pub const ADJUST_COUNTERS: &str = r#"
+    UPDATE chat_rooms r
+    SET deleted_count = r.deleted_count + $2, storage_bytes = r.storage_bytes + $3
+    WHERE r.id = $1
+"#;
+
+pub async fn adjust_counters(
+    tx: &mut Transaction<'_, Postgres>,
+    room: &str,
+    deleted: i64,
+    bytes: i64,
+) -> sqlx::Result<()> {
+    if deleted == 0 && bytes == 0 {
+        return Ok(());
+    }
+    sqlx::query(ADJUST_COUNTERS)
+        .bind(room)
+        .bind(deleted)
+        .bind(bytes)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Whether a segment row names `$1`.
 pub const SEGMENT_EXISTS: &str = r#"
     SELECT EXISTS (SELECT 1 FROM chat_archive_segments s WHERE s.object_key = $1)
@@ -386,7 +415,7 @@ pub async fn rooms_expired(
 /// newest of their event ids. Answers how many went, and the keys queued.
 pub const PURGE_HOT: &str = r#"
     WITH doomed AS (
-        SELECT m.id, m.event_id FROM chat_messages m
+        SELECT m.id, m.event_id, m.deleted_at FROM chat_messages m
         WHERE m.room_id = $1 AND m.id IN (SELECT o.id FROM chat_messages o
                                           WHERE o.room_id = $1
                                           ORDER BY o.seq ASC LIMIT $3)
@@ -409,7 +438,9 @@ pub const PURGE_HOT: &str = r#"
         DELETE FROM chat_messages m WHERE m.id IN (SELECT id FROM doomed) RETURNING m.id
     ), floor AS (
         UPDATE chat_rooms r SET history_floor = GREATEST(r.history_floor,
-                                                         (SELECT max(event_id) FROM doomed))
+                                                         (SELECT max(event_id) FROM doomed)),
+                                deleted_count = r.deleted_count
+                                    + (SELECT count(*) FROM doomed WHERE deleted_at IS NULL)
         WHERE r.id = $1 AND EXISTS (SELECT 1 FROM doomed)
     )
     SELECT (SELECT count(*) FROM gone), ARRAY(SELECT k FROM keys)
@@ -482,6 +513,13 @@ pub const RESTORE: &str = r#"
         FROM jsonb_to_recordset($1->'reactors') AS x(user_email text, emoji text, created_at timestamptz)
         WHERE EXISTS (SELECT 1 FROM msg)
         ON CONFLICT DO NOTHING
+    ), counted AS (
+        -- The files' bytes never left the room's storage count (the move kept them): the
+        -- insert's trigger adds them again, so they come off here.
+        UPDATE chat_rooms r
+        SET storage_bytes = r.storage_bytes
+            - (SELECT COALESCE(sum((f->>'size')::bigint), 0) FROM jsonb_array_elements($1->'files') f)
+        WHERE r.id = $2 AND EXISTS (SELECT 1 FROM msg)
     )
     SELECT EXISTS (SELECT 1 FROM msg)
 "#;

@@ -7,7 +7,9 @@ use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
 use crate::db::limits::RateLimit;
-use crate::domain::{ClientId, Emoji, FileIds, MessageContent, Page, RoomId};
+use crate::domain::{
+    ClientId, Emoji, FileIds, MessageContent, Page, RoomId, SearchLanguage, SearchQuery,
+};
 
 /// A message with its files and reactions, as stored and as one user sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -295,6 +297,125 @@ pub async fn list_replies(
         .bind(after)
         .bind(limit + 1)
         .bind(user)
+        .fetch_all(db)
+        .await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_more))
+}
+
+/// How many of a room's newest messages (before the cursor) a search tests one by one
+/// before it asks the search index for the older ones ([`SEARCH`]).
+pub const SEARCH_WINDOW: i64 = 2000;
+
+/// Room `$1`'s messages with `seq < $2` whose words match `$5` (`websearch_to_tsquery`
+/// parsed with text search configuration `$6`), newest first, at most `$3`, as user `$4`
+/// may see them: the columns and visibility check of [`LIST_PAGE_LATEST`]. A tombstone's
+/// content is '' and never matches; `deleted_at IS NULL` says so outright.
+///
+/// Postgres cannot tell how common a word is in one room (its estimate for a word outside
+/// the most common ones is the same for every word, and with `ORDER BY seq LIMIT` it then
+/// walks the whole room testing each row for a rare word: seconds in a room of a million),
+/// so the statement fixes the plan in two parts, each bounded; the second runs only when
+/// the first leaves the page short (its `LIMIT` is what is left of the page, and a
+/// `LIMIT 0` runs nothing under it, not even the start of a parallel scan):
+///
+/// * `cursor`: `before`, at most the room's `last_seq + 1`, if the user may see the room
+///   (else no row, and no match);
+/// * `recent`: the `$7` ([`SEARCH_WINDOW`]) newest messages before the cursor, walked
+///   backwards through `chat_messages_room_seq_key` and each tested (`|| ''` keeps the
+///   test off the search index), stopping at the page's last match: a word in one message
+///   of twenty fills a page of 100 here;
+/// * `older`: the older messages from `chat_messages_search`, the GIN index on
+///   `chat_search_vector(content)` (`migrations/20261203000001_search.sql`), whose matches
+///   are sorted by seq (`m.seq + 0` keeps the walk out of it): rarer words, whose matches
+///   are few.
+///
+/// The one slow case left is a query whose index lookup is not selective and that
+/// matches little, like `fox -dog` where both words are in every message: every older row
+/// is tested, up to `DB_STATEMENT_TIMEOUT_MS` (BENCHMARKS.md, "Search and the operator's
+/// numbers").
+pub const SEARCH: &str = r#"
+    WITH cursor AS (
+        SELECT LEAST($2, r.last_seq + 1) AS before
+        FROM chat_rooms r
+        WHERE r.id = $1
+          AND (r.visibility = 'public' OR r.created_by = $4
+               OR EXISTS (SELECT 1 FROM chat_room_members mm
+                          WHERE mm.room_id = r.id AND mm.user_email = $4))
+    ),
+    recent AS MATERIALIZED (
+        SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+               m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
+               CASE WHEN m.reactions = '[]' THEN '{}'::text[]
+                    ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                               WHERE x.message_id = m.id AND x.user_email = $4
+                               ORDER BY x.created_at) END AS mine,
+               m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
+               (SELECT COALESCE(json_agg(json_build_object(
+                           'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                           'content_type', f.content_type, 'size', f.size,
+                           'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                           'placeholder', f.placeholder, 'served', f.served,
+                           'served_size', f.served_size) ORDER BY f.id), '[]'::json)
+                FROM chat_message_files f WHERE f.message_id = m.id) AS files
+        FROM chat_messages m
+        WHERE m.room_id = $1 AND m.seq < (SELECT c.before FROM cursor c)
+          AND m.seq >= (SELECT c.before FROM cursor c) - $7
+          AND chat_search_vector(m.content || '') @@ websearch_to_tsquery($6::regconfig, $5)
+          AND m.deleted_at IS NULL
+        ORDER BY m.seq DESC
+        LIMIT $3
+    ),
+    older AS (
+        SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+               m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
+               CASE WHEN m.reactions = '[]' THEN '{}'::text[]
+                    ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                               WHERE x.message_id = m.id AND x.user_email = $4
+                               ORDER BY x.created_at) END AS mine,
+               m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
+               (SELECT COALESCE(json_agg(json_build_object(
+                           'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                           'content_type', f.content_type, 'size', f.size,
+                           'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                           'placeholder', f.placeholder, 'served', f.served,
+                           'served_size', f.served_size) ORDER BY f.id), '[]'::json)
+                FROM chat_message_files f WHERE f.message_id = m.id) AS files
+        FROM chat_messages m
+        WHERE m.room_id = $1 AND m.seq < (SELECT c.before FROM cursor c) - $7
+          AND chat_search_vector(m.content) @@ websearch_to_tsquery($6::regconfig, $5)
+          AND m.deleted_at IS NULL
+        ORDER BY m.seq + 0 DESC
+        LIMIT $3 - (SELECT count(*) FROM recent)
+    )
+    SELECT * FROM recent
+    UNION ALL
+    SELECT * FROM older
+    ORDER BY seq DESC
+    LIMIT $3
+"#;
+
+/// One page of `room`'s messages matching `query`, newest first, before seq `before`
+/// (every message when `None`), as `user` may see them, and whether older matches follow.
+/// Empty when the room is not visible.
+pub async fn search(
+    db: impl PgExecutor<'_>,
+    room: &RoomId,
+    user: &str,
+    query: &SearchQuery,
+    language: &SearchLanguage,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<(Vec<MessageRow>, bool)> {
+    let mut rows: Vec<MessageRow> = sqlx::query_as(SEARCH)
+        .bind(room.as_str())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit + 1)
+        .bind(user)
+        .bind(query.as_str())
+        .bind(language.as_str())
+        .bind(SEARCH_WINDOW)
         .fetch_all(db)
         .await?;
     let has_more = rows.len() as i64 > limit;

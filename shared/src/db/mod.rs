@@ -8,6 +8,7 @@ pub mod messages;
 pub mod reads;
 pub mod replica;
 pub mod rooms;
+pub mod stats;
 pub mod uploads;
 pub mod write_queue;
 
@@ -45,13 +46,20 @@ pub(crate) fn lazy_pool_at(
     acquire_timeout: std::time::Duration,
 ) -> anyhow::Result<PgPool> {
     // `statement_timeout` travels in the startup packet, so every connection has it before
-    // its first statement; Postgres then cancels anything longer (SQLSTATE 57014).
+    // its first statement; Postgres then cancels anything longer (SQLSTATE 57014). JIT is
+    // off: every statement here reads a page or writes a row, and a plan whose estimate
+    // crosses `jit_above_cost` (a search's older part, which usually never runs) spent
+    // ≈ 800 ms compiling to save nothing (BENCHMARKS.md, "Search and the operator's
+    // numbers").
     let options = PgConnectOptions::from_str(url)
         .with_context(|| format!("{name} is not a valid Postgres URL"))?
-        .options([(
-            "statement_timeout",
-            config.statement_timeout.as_millis().to_string(),
-        )]);
+        .options([
+            (
+                "statement_timeout",
+                config.statement_timeout.as_millis().to_string(),
+            ),
+            ("jit", "off".to_owned()),
+        ]);
     Ok(PgPoolOptions::new()
         .max_connections(config.pool_max)
         .min_connections(0)

@@ -4,6 +4,7 @@ mod emoji;
 mod message;
 mod page;
 mod room;
+mod search;
 mod upload;
 mod user;
 
@@ -11,6 +12,7 @@ pub use emoji::Emoji;
 pub use message::{ClientId, FileIds, MessageContent};
 pub use page::{Cursor, Page, PageLimit};
 pub use room::{RoomId, RoomName, Visibility};
+pub use search::{SearchLanguage, SearchQuery};
 pub use upload::{AllowedTypes, ContentType, FileName, UploadSize, served_inline};
 pub use user::{Email, User};
 

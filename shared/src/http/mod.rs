@@ -6,6 +6,7 @@ pub mod cors;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod latency;
 pub mod query;
 pub mod router;
 

@@ -166,8 +166,8 @@ impl Api {
     /// The router with the app and every layer, as one service. Outermost first: `nosniff`
     /// and CORS on every response (errors of the router and of the body limit included),
     /// the router's 405 rendered as JSON or as a preflight, trailing slashes trimmed,
-    /// internal paths mapped to public ones; then, per matched route, the request span
-    /// and the 1 MiB body limit.
+    /// internal paths mapped to public ones; then, per matched route, its count and
+    /// latency (`http::latency`), the request span and the 1 MiB body limit.
     pub fn into_service(self, app: App) -> ApiService {
         let cors = std::sync::Arc::new(app.config.cors.clone());
         let internal = self.internal;
@@ -177,6 +177,10 @@ impl Api {
             .layer(axum::Extension(DbDeadline(app.config.database.deadline())))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(edge::trace_layer())
+            .layer(axum::middleware::from_fn_with_state(
+                app.latencies.clone(),
+                super::latency::record,
+            ))
             .with_state(app);
         let service = tower::ServiceBuilder::new()
             .layer(SetResponseHeaderLayer::overriding(
@@ -217,17 +221,29 @@ async fn not_served() -> ApiError {
 }
 
 /// `/api/<function>?room=general&email=…&limit=5` → `/api/rooms/general/members/…?limit=5`:
-/// the first of the function's templates whose parameters the query all has.
+/// the first of the function's templates whose parameters the query all has. Two templates
+/// of one function with the same parameters (the list and search of `list_messages`) are
+/// told apart by `route`, which names the template's last segment
+/// (`/api/list_messages?room=general&route=search` → `/api/rooms/general/search`).
 fn to_public_path(mut request: Request, internal: &[(String, Vec<&'static str>)]) -> Request {
     let path = request.uri().path().trim_end_matches('/');
     let Some((_, templates)) = internal.iter().find(|(p, _)| p == path) else {
         return request;
     };
-    let pairs: Vec<(String, String)> =
+    let mut pairs: Vec<(String, String)> =
         form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
+    let named = pairs
+        .iter()
+        .position(|(k, _)| k == "route")
+        .map(|i| pairs.remove(i).1);
     for template in templates {
+        if let Some(named) = &named
+            && template.rsplit('/').next() != Some(named.as_str())
+        {
+            continue;
+        }
         let mut public = String::with_capacity(template.len() + 32);
         let mut used: Vec<&str> = Vec::new();
         let mut complete = true;

@@ -3,7 +3,6 @@
 //! the log that extends it, rendered once for all of them.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::window::{Entry, Read};
 use super::{HubInner, PAGE, personal_frames, render};
@@ -96,7 +95,7 @@ async fn fill(hub: Arc<HubInner>, room: String) {
             let (want, start) = (window.want, window.start());
             (want, start, feed.subscribers())
         };
-        hub.stats.statements.fetch_add(1, Ordering::Relaxed);
+        hub.stats.count_statement();
         let read = async {
             // From the read replica when it has replayed the room up to the window's start
             // (the answer says so, in the same snapshot); from the primary otherwise.

@@ -358,6 +358,11 @@ impl Hub {
         self.0.shutdown.subscribe()
     }
 
+    /// Statements the hub sent in the last minute.
+    pub fn statements_last_minute(&self) -> u64 {
+        self.0.stats.statements_last_minute.total()
+    }
+
     pub fn stats(&self) -> StatsView {
         let s = &self.0.stats;
         StatsView {
@@ -636,7 +641,7 @@ impl HubInner {
             return Ok(());
         }
         self.stats.polls.add(1);
-        self.stats.statements.fetch_add(1, Ordering::Relaxed);
+        self.stats.count_statement();
         let ids: Vec<String> = watched.iter().map(|(id, _)| id.clone()).collect();
         let users: Vec<String> = self
             .per_user
@@ -722,7 +727,7 @@ impl HubInner {
                 .collect()
         };
         for head in changed {
-            self.stats.statements.fetch_add(1, Ordering::Relaxed);
+            self.stats.count_statement();
             let readers = db::rooms::private_readers(&self.db, &head.id).await?;
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(feed) = rooms.get_mut(&head.id) {
@@ -784,7 +789,7 @@ impl HubInner {
                 }
             };
             let users: Vec<&str> = subscribers.iter().map(String::as_str).collect();
-            self.stats.statements.fetch_add(1, Ordering::Relaxed);
+            self.stats.count_statement();
             let rows = db::messages::hub_range(&self.db, room, cursor, head, PAGE, &users).await?;
             let fetched = rows.len() as i64;
             // A membership change committed before these changes: tell the subscribers who
@@ -940,7 +945,7 @@ async fn presence_loop(hub: Arc<HubInner>) {
         }
         let (present, watched) = hub.present();
         last = Some(Instant::now());
-        hub.stats.statements.fetch_add(1, Ordering::Relaxed);
+        hub.stats.count_statement();
         let write = db::rooms::presence_heartbeat(
             &hub.db,
             &hub.instance,
@@ -974,7 +979,7 @@ async fn announce_loop(hub: Arc<HubInner>) {
         if batch.is_empty() {
             continue;
         }
-        hub.stats.statements.fetch_add(1, Ordering::Relaxed);
+        hub.stats.count_statement();
         let sent = db::rooms::notify_presence(&hub.db, &batch);
         match tokio::time::timeout(hub.deadline, sent).await {
             Ok(Ok(())) => {}

@@ -50,6 +50,8 @@ pub struct Stats {
     pub notifications: LastMinute,
     /// Statements the hub sent since the process started (idle-cost tests read this).
     pub statements: AtomicU64,
+    /// The same, over the last minute (`GET /api/admin/stats`: statements per second).
+    pub statements_last_minute: LastMinute,
     pub listener_connected: AtomicBool,
     pub listener_connects: AtomicU64,
     /// Stream opens whose room lookup cost no query of their own: answered from the hub's
@@ -59,6 +61,15 @@ pub struct Stats {
     pub window_catch_ups: AtomicU64,
     /// Catch-up pages a stream read from Postgres alone.
     pub own_catch_up_reads: AtomicU64,
+}
+
+impl Stats {
+    /// One statement the hub sent.
+    pub fn count_statement(&self) {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.statements_last_minute.add(1);
+    }
 }
 
 /// What `/api/health` shows of the hub.

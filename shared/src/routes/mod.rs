@@ -2,6 +2,7 @@
 //! Handlers take extractors (`http::extract`) and return a response or an
 //! [`ApiError`](crate::http::ApiError).
 
+pub mod admin;
 pub mod archive;
 pub mod cleanup;
 pub mod health;
@@ -11,6 +12,7 @@ pub mod presence;
 pub mod reactions;
 pub mod read;
 pub mod rooms;
+pub mod search;
 pub mod stream;
 pub mod uploads;
 
@@ -31,6 +33,8 @@ pub fn table() -> Vec<Route> {
     const PATCH: Method = Method::PATCH;
     vec![
         Route::new(Health, GET, "/api/health", health::get),
+        // With health: the operator's figures, including this instance's.
+        Route::new(Health, GET, "/api/admin/stats", admin::stats),
         Route::new(Rooms, GET, "/api/rooms", rooms::list),
         Route::new(Rooms, POST, "/api/rooms", rooms::create),
         Route::new(
@@ -74,6 +78,12 @@ pub fn table() -> Vec<Route> {
             GET,
             "/api/rooms/{room}/messages/{message}/replies",
             messages::replies,
+        ),
+        Route::new(
+            ListMessages,
+            GET,
+            "/api/rooms/{room}/search",
+            search::search,
         ),
         Route::new(Read, PUT, "/api/rooms/{room}/read", read::mark),
         // With the message writes: its other templates name two and three parameters.
@@ -249,6 +259,11 @@ mod tests {
                 "/api/list_messages?room=general&limit=5",
             ),
             (
+                Function::ListMessages,
+                Method::GET,
+                "/api/list_messages?room=general&route=search&q=hi",
+            ),
+            (
                 Function::PostMessage,
                 Method::POST,
                 "/api/post_message?room=general",
@@ -268,6 +283,7 @@ mod tests {
                 "/api/presence?room=general",
             ),
             (Function::Rooms, Method::POST, "/api/rooms/"),
+            (Function::Health, Method::GET, "/api/health?route=stats"),
             (Function::PresignUpload, Method::POST, "/api/presign_upload"),
         ] {
             let (status, _, body) = call(of(function), method.clone(), uri).await;

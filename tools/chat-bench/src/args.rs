@@ -27,6 +27,8 @@ pub enum Scenario {
     /// archived pages. Needs --database-url and --cron-secret; never part of `all` (it
     /// changes what the server stores).
     Archive,
+    /// Search over the deep room (seeded as `deep` seeds it).
+    Search,
     All,
 }
 

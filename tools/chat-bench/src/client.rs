@@ -300,6 +300,35 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `GET /api/rooms/{room}/search?q=…&{rest}`: how many messages the page holds, and
+    /// `has_more`.
+    pub async fn search(
+        &self,
+        room: &str,
+        token: &str,
+        q: &str,
+        rest: &str,
+    ) -> anyhow::Result<(usize, bool)> {
+        let response = self
+            .http
+            .get(self.url(&format!(
+                "/api/rooms/{room}/search?q={}&{rest}",
+                percent_encode(q)
+            )))
+            .bearer_auth(token)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .context("GET search")?;
+        let page = json_or_error(response).await?;
+        Ok((
+            page["messages"].as_array().map_or(0, Vec::len),
+            page["has_more"].as_bool().unwrap_or(false),
+        ))
+    }
+}
+
 /// Every byte but ASCII letters and digits as `%XX` (a path segment).
 pub fn percent_encode(text: &str) -> String {
     text.bytes()

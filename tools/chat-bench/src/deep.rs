@@ -15,7 +15,7 @@ use super::sse::Subscribers;
 use super::{Ctx, Server};
 
 /// Who lists the room: `Tokens::for_user("reader")`.
-const READER_EMAIL: &str = "bench-reader@bench.example";
+pub(super) const READER_EMAIL: &str = "bench-reader@bench.example";
 
 struct Case {
     name: String,
@@ -31,14 +31,7 @@ pub async fn run(ctx: &mut Ctx) {
         table.print();
         return;
     };
-    // The name carries the seeding's shape, so a room seeded otherwise is never reused.
-    let room = format!(
-        "bench-deep-{}-f{}-r{}-q{}",
-        plan.deep_messages,
-        plan.deep_files_percent,
-        plan.deep_reactions_percent,
-        plan.deep_replies_percent
-    );
+    let room = room_name(&plan);
     let seeding = match seed(ctx, db, &room).await {
         Ok(text) => text,
         Err(err) => {
@@ -202,8 +195,20 @@ pub async fn run(ctx: &mut Ctx) {
     }
 }
 
+/// The deep room's name. It carries the seeding's shape, so a room seeded otherwise is
+/// never reused.
+pub(super) fn room_name(plan: &super::args::Plan) -> String {
+    format!(
+        "bench-deep-{}-f{}-r{}-q{}",
+        plan.deep_messages,
+        plan.deep_files_percent,
+        plan.deep_reactions_percent,
+        plan.deep_replies_percent
+    )
+}
+
 /// Seeds the room unless a complete one is there; a note on what was done.
-async fn seed(ctx: &Ctx, db: &Db, room: &str) -> anyhow::Result<String> {
+pub(super) async fn seed(ctx: &Ctx, db: &Db, room: &str) -> anyhow::Result<String> {
     let plan = &ctx.plan;
     if db.last_seq(room).await? == Some(plan.deep_messages)
         && db.message_count(room).await? == plan.deep_messages

@@ -19,6 +19,7 @@ mod presence;
 pub mod process;
 pub mod report;
 mod rooms;
+mod search;
 pub mod sse;
 mod storm;
 mod write_cost;
@@ -177,6 +178,9 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
     }
     if wants(Scenario::Deep) {
         deep::run(&mut ctx).await;
+    }
+    if wants(Scenario::Search) {
+        search::run(&mut ctx).await;
     }
     if wants(Scenario::Rooms) {
         rooms::run(&mut ctx).await;

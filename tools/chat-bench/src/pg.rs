@@ -80,6 +80,74 @@ pub fn list_sql(kind: ListKind) -> String {
     )
 }
 
+/// `GET /api/rooms/{room}/search`: room `$1`, `seq < $2`, at most `$3`, viewer `$4`, query
+/// `$5` parsed with configuration `$6`, the newest `$7` tested one by one before the index
+/// is asked: `shared::db::messages::SEARCH`. A copy (the tool
+/// links nothing of the product); a test keeps it the same statement.
+/// `shared::db::messages::SEARCH_WINDOW` (a test keeps it the same).
+pub const SEARCH_WINDOW: i64 = 2000;
+
+pub const SEARCH: &str = r#"
+    WITH cursor AS (
+        SELECT LEAST($2, r.last_seq + 1) AS before
+        FROM chat_rooms r
+        WHERE r.id = $1
+          AND (r.visibility = 'public' OR r.created_by = $4
+               OR EXISTS (SELECT 1 FROM chat_room_members mm
+                          WHERE mm.room_id = r.id AND mm.user_email = $4))
+    ),
+    recent AS MATERIALIZED (
+        SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+               m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
+               CASE WHEN m.reactions = '[]' THEN '{}'::text[]
+                    ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                               WHERE x.message_id = m.id AND x.user_email = $4
+                               ORDER BY x.created_at) END AS mine,
+               m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
+               (SELECT COALESCE(json_agg(json_build_object(
+                           'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                           'content_type', f.content_type, 'size', f.size,
+                           'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                           'placeholder', f.placeholder, 'served', f.served,
+                           'served_size', f.served_size) ORDER BY f.id), '[]'::json)
+                FROM chat_message_files f WHERE f.message_id = m.id) AS files
+        FROM chat_messages m
+        WHERE m.room_id = $1 AND m.seq < (SELECT c.before FROM cursor c)
+          AND m.seq >= (SELECT c.before FROM cursor c) - $7
+          AND chat_search_vector(m.content || '') @@ websearch_to_tsquery($6::regconfig, $5)
+          AND m.deleted_at IS NULL
+        ORDER BY m.seq DESC
+        LIMIT $3
+    ),
+    older AS (
+        SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+               m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions,
+               CASE WHEN m.reactions = '[]' THEN '{}'::text[]
+                    ELSE ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                               WHERE x.message_id = m.id AND x.user_email = $4
+                               ORDER BY x.created_at) END AS mine,
+               m.reply_to, m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count,
+               (SELECT COALESCE(json_agg(json_build_object(
+                           'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                           'content_type', f.content_type, 'size', f.size,
+                           'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                           'placeholder', f.placeholder, 'served', f.served,
+                           'served_size', f.served_size) ORDER BY f.id), '[]'::json)
+                FROM chat_message_files f WHERE f.message_id = m.id) AS files
+        FROM chat_messages m
+        WHERE m.room_id = $1 AND m.seq < (SELECT c.before FROM cursor c) - $7
+          AND chat_search_vector(m.content) @@ websearch_to_tsquery($6::regconfig, $5)
+          AND m.deleted_at IS NULL
+        ORDER BY m.seq + 0 DESC
+        LIMIT $3 - (SELECT count(*) FROM recent)
+    )
+    SELECT * FROM recent
+    UNION ALL
+    SELECT * FROM older
+    ORDER BY seq DESC
+    LIMIT $3
+"#;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListKind {
     Newest,
@@ -510,6 +578,33 @@ impl Db {
         )
     }
 
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of a search (`limit + 1` rows, as the server reads), with
+    /// the default `SEARCH_LANGUAGE` and JIT off.
+    pub async fn explain_search(
+        &self,
+        room: &str,
+        q: &str,
+        limit: i64,
+        viewer: &str,
+    ) -> anyhow::Result<String> {
+        let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {SEARCH}");
+        // As the server's connections run it (`shared::db::lazy_pool` turns JIT off).
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+        let lines: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(room)
+            .bind(i64::MAX)
+            .bind(limit + 1)
+            .bind(viewer)
+            .bind(q)
+            .bind("simple")
+            .bind(SEARCH_WINDOW)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(lines.join("\n"))
+    }
+
     /// `EXPLAIN (ANALYZE, BUFFERS)` of a list query (`limit + 1` rows, as the server reads).
     pub async fn explain_list(
         &self,
@@ -703,6 +798,12 @@ mod same_as_the_server {
     #[test]
     fn the_room_list_is_the_servers() {
         assert_eq!(tokens(LIST_ROOMS), tokens(shared::db::rooms::LIST_ROOMS));
+    }
+
+    #[test]
+    fn the_search_is_the_servers() {
+        assert_eq!(tokens(SEARCH), tokens(shared::db::messages::SEARCH));
+        assert_eq!(SEARCH_WINDOW, shared::db::messages::SEARCH_WINDOW);
     }
 
     #[test]
