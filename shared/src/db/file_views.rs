@@ -75,7 +75,7 @@ fn aggregates(text: &str) -> Vec<&str> {
 /// reads the column of the same name.
 fn fields(aggregate: &str) -> Result<Vec<String>, String> {
     let parts: Vec<&str> = aggregate.split(',').map(str::trim).collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(format!("odd number of arguments: {aggregate}"));
     }
     parts

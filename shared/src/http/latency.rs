@@ -35,7 +35,11 @@ impl RouteLatencies {
         let histogram = routes.entry(route).or_insert_with(|| {
             Histogram::new(2).expect("two significant figures is a valid histogram")
         });
-        histogram.saturating_record(micros);
+        // `record` grows the histogram to fit (`saturating_record` would clamp to its
+        // initial range, a few microseconds); it fails only past `u64`'s range.
+        if histogram.record(micros).is_err() {
+            histogram.saturating_record(micros);
+        }
     }
 
     /// Every route answered since start, by route.
