@@ -194,6 +194,16 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.db).await.unwrap()
 }
 
+/// `general`'s message and storage counters, as the stats read them.
+async fn room_counters(app: &TestApp) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT last_seq - deleted_count, storage_bytes FROM chat_rooms WHERE id = 'general'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
 async fn hot(app: &TestApp) -> i64 {
     count(app, "SELECT count(*) FROM chat_messages").await
 }
@@ -532,6 +542,9 @@ async fn retention_deletes_old_messages_hot_and_archived_with_their_files() {
         cron(&archiving).await.1,
         json!({"archived": 4, "deleted": 0, "more": false})
     );
+    // The operator's counters (`GET /api/admin/stats`) hold across the move: six messages,
+    // two 3-byte files, wherever their rows are.
+    assert_eq!(room_counters(&archiving).await, (6, 6));
     let old_segment = segments(&archiving).await[0].0.clone();
     assert!(
         client_get(&archiving, old_file["url"].as_str().unwrap())
@@ -555,6 +568,8 @@ async fn retention_deletes_old_messages_hot_and_archived_with_their_files() {
     );
     let page = list(&keeping, ALICE, "?limit=50").await;
     assert_eq!(seqs(&page), [4, 6]);
+    // Both files went with their messages, the archived one and the hot one.
+    assert_eq!(room_counters(&keeping).await, (2, 0));
     assert_eq!(page["messages"][0]["id"], m4["id"]);
     // The reply's quote of the deleted message is gone with it.
     assert_eq!(page["messages"][1]["reply_to"]["excerpt"], "");
@@ -632,9 +647,14 @@ async fn edits_reactions_replies_and_deletes_bring_an_archived_message_back() {
     app.room("general").await;
     let mut sent = Vec::new();
     for i in 0..6 {
-        sent.push(post(&app, ALICE, json!({"content": format!("m{i}")})).await);
+        sent.push(match i {
+            // One with a file: bringing it back must not count its bytes twice.
+            1 => post_with_file(&app, ALICE, "m1").await,
+            _ => post(&app, ALICE, json!({"content": format!("m{i}")})).await,
+        });
     }
     assert_eq!(cron(&app).await.1["archived"], 4);
+    assert_eq!(room_counters(&app).await, (6, 3));
     let path = |m: &Value| format!("/api/rooms/general/messages/{}", m["id"].as_str().unwrap());
     let mut stream = RawStream::open(&app, "general", "", None).await;
     assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
@@ -659,6 +679,8 @@ async fn edits_reactions_replies_and_deletes_bring_an_archived_message_back() {
     let event = stream.next_event(WAIT).await.unwrap();
     assert_eq!(event.event.as_deref(), Some("message.updated"));
     assert_eq!(event.json()["content"], "changed");
+    assert_eq!(edited["files"].as_array().map(Vec::len), Some(1));
+    assert_eq!(room_counters(&app).await, (6, 3));
     // A reaction, by someone else, on another archived one.
     let reaction = format!("{}/reactions/%F0%9F%91%8D", path(&sent[0]));
     let reacted = json_of(
