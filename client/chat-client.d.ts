@@ -120,6 +120,15 @@ export interface PresenceEvent {
   status: "online" | "offline";
 }
 
+/** `event: presence.crowded`: the room went past `PRESENCE_EVENTS_MAX_ONLINE` users present
+ * (`crowded`: no per-user `presence` from now on), or came back down to 90 % of it (then an
+ * `online` for everyone present follows, this user included). */
+export interface PresenceCrowdedEvent {
+  crowded: boolean;
+  online_count: number;
+  limit: number;
+}
+
 /** `presence`'s answer: who has an open stream on the room, on any instance, once each. */
 export interface PresenceList {
   online: { user_email: string; since: string }[];
@@ -254,6 +263,11 @@ export interface SubscribeOptions {
   /** Someone came online or went offline in the room. Take the starting list from
    * `presence(room)`; this tells the changes after it. Never replayed on resume. */
   onPresence?: (presence: PresenceEvent) => void;
+  /** The room has too many users present for per-user events (`crowded: true`: show
+   * `online_count`, or take the list from `presence(room)`), or no longer does (`crowded:
+   * false`: start the list over; an `online` for everyone follows). Also a stream's first
+   * presence on a crowded room, instead of its opening list. */
+  onPresenceCrowded?: (crowded: PresenceCrowdedEvent) => void;
   /** The client fell too far behind: reload with `listMessages`. */
   onReset?: (info: ResetInfo) => void;
   /** The stream is open (first time and after each reconnect). */

@@ -13,6 +13,7 @@
 //     onRead: ({ room_id, last_read_seq }) => clearBadge(room_id, last_read_seq),
 //     onTyping: ({ user_email, expires_at }) => showTyping(user_email, expires_at),
 //     onPresence: ({ user_email, status }) => markOnline(user_email, status === "online"),
+//     onPresenceCrowded: ({ crowded, online_count }) => showCount(crowded, online_count),
 //   });
 //   const { online } = await chat.presence("general");   // who is online now
 //   input.oninput = () => chat.sendTyping("general");      // at most one call a second
@@ -361,8 +362,19 @@ export const createClient = (options = {}) => {
     },
 
     subscribe(room, subscription = /** @type {any} */ ({})) {
-      const { onMessage, onUpdate, onDelete, onRead, onTyping, onPresence, onReset, onOpen, onError, lastSeq } =
-        subscription;
+      const {
+        onMessage,
+        onUpdate,
+        onDelete,
+        onRead,
+        onTyping,
+        onPresence,
+        onPresenceCrowded,
+        onReset,
+        onOpen,
+        onError,
+        lastSeq,
+      } = subscription;
       /** @type {import("./chat-client.js").EventSourceConstructor | undefined} */
       const ES = options.EventSource ?? /** @type {any} */ (globalThis).EventSource;
       if (!ES) throw new Error("No EventSource here: pass one to createClient({ EventSource }).");
@@ -462,6 +474,9 @@ export const createClient = (options = {}) => {
         // typist's own streams get their typing too; the caller filters by user_email.
         es.addEventListener("typing", (event) => onTyping?.(JSON.parse(event.data)));
         es.addEventListener("presence", (event) => onPresence?.(JSON.parse(event.data)));
+        // Past PRESENCE_EVENTS_MAX_ONLINE users present, no `presence` per user: one of these
+        // says so (and, with crowded: false, that an `online` for everyone follows).
+        es.addEventListener("presence.crowded", (event) => onPresenceCrowded?.(JSON.parse(event.data)));
         es.addEventListener("reset", (event) => {
           const data = JSON.parse(event.data);
           /** @type {number} */

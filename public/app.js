@@ -24,6 +24,7 @@ const state = {
   roomButtons: new Map(), // room id → its <button> in the list
   composing: null, // {kind: "edit" | "reply", message} while the composer edits or replies
   online: new Set(), // who has a stream open on the room (any instance)
+  crowded: /** @type {number | null} */ (null), // past the per-user limit: how many are present
   typing: new Map(), // email → the timer that hides "… is typing"
 };
 
@@ -444,7 +445,9 @@ function renderOnline() {
       return item;
     }),
   );
-  $("online-title").hidden = state.online.size === 0;
+  $("online-title").hidden = state.online.size === 0 && state.crowded === null;
+  // Too many present to be told of each one: the count the stream gave.
+  $("online-title").textContent = state.crowded === null ? "Online here" : `Online here: ${state.crowded}`;
 }
 
 function renderTyping() {
@@ -481,6 +484,7 @@ function clearPresence() {
   for (const timer of state.typing.values()) clearTimeout(timer);
   state.typing.clear();
   state.online.clear();
+  state.crowded = null;
   renderTyping();
   renderOnline();
 }
@@ -492,6 +496,17 @@ function clearPresence() {
  */
 function presenceReset() {
   state.online = new Set(session ? [session.email] : []);
+  state.crowded = null;
+  renderOnline();
+}
+
+/**
+ * The room has more users present than the server tells one by one (a count, no list), or
+ * no longer does: an `online` for everyone present, ourselves included, follows.
+ */
+function presenceCrowded({ crowded, online_count }) {
+  state.online.clear();
+  state.crowded = crowded ? online_count : null;
   renderOnline();
 }
 
@@ -549,6 +564,7 @@ async function openRoom(id) {
       }
       renderOnline();
     },
+    onPresenceCrowded: presenceCrowded,
     onReset: () => guard(loadLatest),
     onError: (_err, retryInMs) => setStatus(`reconnecting in ${Math.round(retryInMs / 1000)} s…`, "reconnecting"),
   });

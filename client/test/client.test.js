@@ -420,6 +420,29 @@ describe("subscribe, against a scripted EventSource", () => {
     assert.equal(FakeEventSource.opened.length, 2, "nothing reopens after close()");
   });
 
+  test("presence.crowded reaches onPresenceCrowded, per-user presence onPresence", async () => {
+    FakeEventSource.opened = [];
+    const client = createClient({ baseUrl: "http://api.test", getToken: () => "tok", EventSource: FakeEventSource });
+    /** @type {unknown[]} */
+    const heard = [];
+    const subscription = client.subscribe("general", {
+      onPresence: (p) => heard.push(["presence", p]),
+      onPresenceCrowded: (c) => heard.push(["crowded", c]),
+    });
+    await until(() => FakeEventSource.opened.length === 1, 1000, "the EventSource");
+    const es = FakeEventSource.opened[0];
+    es.open();
+    es.emit("presence", { user_email: "a@example.com", status: "online" });
+    es.emit("presence.crowded", { crowded: true, online_count: 140, limit: 100 });
+    es.emit("presence.crowded", { crowded: false, online_count: 90, limit: 100 });
+    assert.deepEqual(heard, [
+      ["presence", { user_email: "a@example.com", status: "online" }],
+      ["crowded", { crowded: true, online_count: 140, limit: 100 }],
+      ["crowded", { crowded: false, online_count: 90, limit: 100 }],
+    ]);
+    subscription.close();
+  });
+
   test("a refused stream is probed with fetch and reopened no sooner than its Retry-After", async () => {
     FakeEventSource.opened = [];
     const refused = JSON.stringify({ error: { code: "too_many_streams_for_user", message: "Too many." } });

@@ -240,6 +240,12 @@ pub struct StreamConfig {
     /// `PRESENCE_TTL_SECS`: how long a presence entry counts without being written again
     /// (an instance that dies stops counting its users after this).
     pub presence_ttl: Duration,
+    /// `PRESENCE_EVENTS_MAX_ONLINE`: the most users present in a room for its streams to be
+    /// told of each one's comings and goings (`event: presence`). Past it, streams get one
+    /// `event: presence.crowded` instead, until the room is down to 90 % of it again; each
+    /// join would otherwise be a frame to every stream, a cost that grows with the square
+    /// of the room (0: never per user).
+    pub presence_events_max_online: usize,
     /// `CATCHUP_WINDOW_EVENTS`: the most recent log events the hub keeps rendered per
     /// watched room, so a resuming stream catches up from memory (0: none).
     pub window_events: usize,
@@ -314,6 +320,7 @@ impl StreamConfig {
             max_per_instance: 800,
             presence_heartbeat: Duration::from_secs(15),
             presence_ttl: Duration::from_secs(45),
+            presence_events_max_online: 100,
             window_events: 1000,
             window_bytes: 1024 * 1024,
         }
@@ -431,6 +438,10 @@ impl Config {
                     .parse("STREAM_MAX_PER_INSTANCE", stream_defaults.max_per_instance)?,
                 presence_heartbeat,
                 presence_ttl,
+                presence_events_max_online: env.parse(
+                    "PRESENCE_EVENTS_MAX_ONLINE",
+                    stream_defaults.presence_events_max_online,
+                )?,
                 window_events: env.parse("CATCHUP_WINDOW_EVENTS", stream_defaults.window_events)?,
                 window_bytes: env.parse("CATCHUP_WINDOW_BYTES", stream_defaults.window_bytes)?,
             },
@@ -578,6 +589,7 @@ mod tests {
         let c = load(&base()).unwrap();
         assert_eq!(c.stream.presence_heartbeat, Duration::from_secs(15));
         assert_eq!(c.stream.presence_ttl, Duration::from_secs(45));
+        assert_eq!(c.stream.presence_events_max_online, 100);
         for (heartbeat, ttl) in [("15", "15"), ("0", "45"), ("20", "10")] {
             let mut vars = base();
             vars.insert("PRESENCE_HEARTBEAT_SECS", heartbeat);

@@ -505,12 +505,12 @@ fn check_frame(spec: &Spec, block: &BTreeMap<String, String>) {
             spec.validate(&spec.schema("ReadEvent"), &data, "a read event");
             assert!(!block.contains_key("id"), "a read event has no id");
         }
-        Some(kind @ ("typing" | "presence")) => {
+        Some(kind @ ("typing" | "presence" | "presence.crowded")) => {
             let data: Value = serde_json::from_str(&block["data"]).unwrap();
-            let schema = if kind == "typing" {
-                "TypingEvent"
-            } else {
-                "PresenceEvent"
+            let schema = match kind {
+                "typing" => "TypingEvent",
+                "presence" => "PresenceEvent",
+                _ => "PresenceCrowdedEvent",
             };
             spec.validate(&spec.schema(schema), &data, kind);
             assert!(!block.contains_key("id"), "{kind} has no id");

@@ -182,6 +182,76 @@ async fn a_reconnect_within_the_debounce_does_not_flap_presence() {
     assert_eq!(online(&app, "general").await, [ALICE, BOB]);
 }
 
+/// Past `PRESENCE_EVENTS_MAX_ONLINE` users present, streams get one `presence.crowded`
+/// instead of a frame per join (a cost that grows with the square of the room), and per-user
+/// events resume, with the list, once the room is down to 90 % of it.
+#[tokio::test]
+async fn a_crowded_room_tells_its_streams_once_instead_of_per_join_then_lists_everyone_again() {
+    const DAVE: &str = "dave@example.com";
+    const ERIN: &str = "erin@example.com";
+    let app = TestApp::spawn_with(|c| {
+        fast_presence(c);
+        c.stream.presence_events_max_online = 3;
+    })
+    .await;
+    app.room("general").await;
+    let mut bob = RawStream::open_as(&app, BOB, "general", "", None).await;
+    bob.next(WAIT).await.unwrap(); // retry:
+    let mut others = Vec::new();
+    for user in [ALICE, CAROL] {
+        others.push(RawStream::open_as(&app, user, "general", "", None).await);
+        let joined = next_named(&mut bob, "presence").await;
+        assert_eq!(
+            joined.json(),
+            json!({"user_email": user, "status": "online"})
+        );
+    }
+    // The fourth user takes the room past the limit: one frame, and none per user after it.
+    let mut dave = RawStream::open_as(&app, DAVE, "general", "", None).await;
+    let crowded = next_named(&mut bob, "presence.crowded").await;
+    assert_eq!(crowded.id, None);
+    assert_eq!(
+        crowded.json(),
+        json!({"crowded": true, "online_count": 4, "limit": 3})
+    );
+    // A stream opening on the crowded room gets that instead of its opening list.
+    assert!(dave.next(WAIT).await.unwrap().retry.is_some());
+    let opening = next_named(&mut dave, "presence.crowded").await;
+    assert_eq!(opening.json()["crowded"], json!(true));
+    let erin = RawStream::open_as(&app, ERIN, "general", "", None).await;
+    app.send("general", "busy room").await;
+    next_named(&mut bob, "message").await;
+    // `GET …/presence` still lists everyone.
+    online_becomes(&app, "general", &[ALICE, BOB, CAROL, DAVE, ERIN], WAIT).await;
+    // Down to 3 (> 90 % of 3): still crowded, and nothing said.
+    drop(erin);
+    drop(dave);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    app.send("general", "still crowded").await;
+    next_named(&mut bob, "message").await;
+    // Down to 2: crowded no more, then everyone present.
+    others.pop(); // Carol
+    let calm = next_named(&mut bob, "presence.crowded").await;
+    assert_eq!(
+        calm.json(),
+        json!({"crowded": false, "online_count": 2, "limit": 3})
+    );
+    for user in [ALICE, BOB] {
+        let listed = next_named(&mut bob, "presence").await;
+        assert_eq!(
+            listed.json(),
+            json!({"user_email": user, "status": "online"})
+        );
+    }
+    // Per-user events again.
+    let _carol = RawStream::open_as(&app, CAROL, "general", "", None).await;
+    let back = next_named(&mut bob, "presence").await;
+    assert_eq!(
+        back.json(),
+        json!({"user_email": CAROL, "status": "online"})
+    );
+}
+
 #[tokio::test]
 async fn an_entry_expires_on_its_own_when_its_instance_is_gone() {
     let app = TestApp::spawn_with(fast_presence).await;

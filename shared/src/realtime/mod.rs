@@ -107,8 +107,14 @@ struct RoomFeed {
     /// (user, instance) pairs another instance said went offline, whose rows its next
     /// heartbeat deletes: a read in between does not bring them back.
     gone: HashMap<(String, String), Instant>,
-    /// The users this room's subscribers were last told are online (here or elsewhere).
+    /// The users present in the room (here or elsewhere) as its subscribers know it: told
+    /// one by one, or, while the room is crowded, as of the `presence.crowded` they got.
     told: HashSet<String>,
+    /// `PRESENCE_EVENTS_MAX_ONLINE`.
+    presence_max: usize,
+    /// More users are present than `presence_max` (until down to 90 % of it): streams are
+    /// not told of each one.
+    crowded: bool,
     /// Whether a heartbeat has read the room's other instances yet: until then a leave
     /// announced from elsewhere is told even of a user these streams were not told of.
     synced: bool,
@@ -146,15 +152,62 @@ impl RoomFeed {
     }
 
     /// Tells the room's subscribers `user` came online or went offline, if that differs
-    /// from what they were last told.
+    /// from what they were last told. Past `presence_max` users present, it tells them once
+    /// that the room is crowded instead; back at 90 % of it, that it is not, and who is there.
     fn settle(&mut self, user: &str) {
-        if self.present(user) {
-            if self.told.insert(user.to_owned()) {
-                let _ = self.sender.send(presence_event(user, "online"));
-            }
-        } else if self.told.remove(user) {
-            let _ = self.sender.send(presence_event(user, "offline"));
+        let present = self.present(user);
+        let changed = if present {
+            self.told.insert(user.to_owned())
+        } else {
+            self.told.remove(user)
+        };
+        if !changed {
+            return;
         }
+        let online = self.told.len();
+        if self.crowded {
+            if online <= self.presence_max * 9 / 10 {
+                self.crowded = false;
+                for frame in self.opening(None) {
+                    let _ = self.sender.send(Arc::new(Delivery::Ephemeral(frame)));
+                }
+            }
+        } else if online > self.presence_max {
+            self.crowded = true;
+            let _ = self.sender.send(Arc::new(Delivery::Ephemeral(crowded_frame(
+                true,
+                online,
+                self.presence_max,
+            ))));
+        } else {
+            let _ = self.sender.send(presence_event(
+                user,
+                if present { "online" } else { "offline" },
+            ));
+        }
+    }
+
+    /// The room's presence as a stream is told it in full: one `presence.crowded` while it
+    /// is crowded; otherwise an `online` for each user present but `except` (after a
+    /// `presence.crowded` saying it is not, when `except` is `None`: the room just left
+    /// the crowded state, and every stream hears everyone).
+    fn opening(&self, except: Option<&str>) -> Vec<Bytes> {
+        let online = self.told.len();
+        if self.crowded {
+            return vec![crowded_frame(true, online, self.presence_max)];
+        }
+        let mut users: Vec<&String> = self
+            .told
+            .iter()
+            .filter(|u| except != Some(u.as_str()))
+            .collect();
+        users.sort();
+        let mut frames = Vec::with_capacity(users.len() + 1);
+        if except.is_none() {
+            frames.push(crowded_frame(false, online, self.presence_max));
+        }
+        frames.extend(users.into_iter().map(|u| presence_frame(u, "online")));
+        frames
     }
 }
 
@@ -250,17 +303,18 @@ impl Hub {
     /// every earlier one is in the caller's own catch-up read, and every later membership
     /// change is announced. [`Hub::leave`] undoes it.
     ///
-    /// Also returns who else is online in the room as this process knows it (its own
-    /// streams at once; other instances' from its last heartbeat read and the notifications
-    /// since), taken under the same lock as the feed: the stream opens with an `online` for
-    /// each, and every later change comes on the feed.
+    /// Also returns the room's presence as this process knows it (its own streams at once;
+    /// other instances' from its last heartbeat read and the notifications since), taken
+    /// under the same lock as the feed, as the frames the stream opens with: an `online`
+    /// for each other user there, or one `presence.crowded`; every later change comes on
+    /// the feed.
     pub fn register(
         &self,
         room: &str,
         user: &str,
         known_last_event: i64,
         members_version: i64,
-    ) -> (broadcast::Receiver<Arc<Delivery>>, Vec<String>) {
+    ) -> (broadcast::Receiver<Arc<Delivery>>, Vec<Bytes>) {
         self.start();
         let config = &self.0.config;
         let mut rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
@@ -274,6 +328,8 @@ impl Hub {
             remote: HashMap::new(),
             gone: HashMap::new(),
             told: HashSet::new(),
+            presence_max: config.presence_events_max_online,
+            crowded: false,
             synced: false,
             window: Window::new(known_last_event, config.window_events, config.window_bytes),
             last_seq: 0,
@@ -291,9 +347,8 @@ impl Hub {
                 self.0.presence_changed.notify_one();
             }
         }
-        let mut online: Vec<String> = feed.told.iter().filter(|u| *u != user).cloned().collect();
-        online.sort();
-        (feed.sender.subscribe(), online)
+        let opening = feed.opening(Some(user));
+        (feed.sender.subscribe(), opening)
     }
 
     /// `user`'s stream on `room` ended. Their last one: unless they are back within
@@ -897,11 +952,20 @@ pub(crate) fn render(view: &MessageView, seen: i64) -> Bytes {
 
 /// `event: presence` `{"user_email", "status"}`, no id.
 fn presence_event(user: &str, status: &str) -> Arc<Delivery> {
+    Arc::new(Delivery::Ephemeral(presence_frame(user, status)))
+}
+
+fn presence_frame(user: &str, status: &str) -> Bytes {
     let data = serde_json::json!({ "user_email": user, "status": status });
-    Arc::new(Delivery::Ephemeral(sse::event_without_id(
-        "presence",
-        &data.to_string(),
-    )))
+    sse::event_without_id("presence", &data.to_string())
+}
+
+/// `event: presence.crowded` `{"crowded", "online_count", "limit"}`, no id: whether the
+/// room has more users present than `PRESENCE_EVENTS_MAX_ONLINE`, so that its streams are no
+/// longer told of each one (`GET …/presence` still lists them).
+fn crowded_frame(crowded: bool, online: usize, limit: usize) -> Bytes {
+    let data = serde_json::json!({ "crowded": crowded, "online_count": online, "limit": limit });
+    sse::event_without_id("presence.crowded", &data.to_string())
 }
 
 /// Whether (room, user) is in `last` from less than [`TYPING_EVERY`] ago; if not, records

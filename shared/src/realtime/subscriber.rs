@@ -132,7 +132,7 @@ impl Hub {
         room: &RoomRow,
         resume: Option<i64>,
     ) -> mpsc::Receiver<FrameResult> {
-        let (live, online) =
+        let (live, presence) =
             self.register(&room.id, &user.email, room.last_event, room.members_version);
         guard.room = Some(room.id.clone());
         // A resume point before the room's `history_floor` may have missed a change of a
@@ -150,7 +150,7 @@ impl Hub {
             opened: room.last_event,
             tx,
             sent: 0,
-            online,
+            presence,
         };
         tokio::spawn(subscriber.run(start, live, guard));
         rx
@@ -168,9 +168,9 @@ struct Subscriber {
     tx: mpsc::Sender<FrameResult>,
     /// The newest event sent to this client.
     sent: i64,
-    /// Who else was online in the room when this stream registered: an `event: presence`
-    /// `online` each, right after `retry:`.
-    online: Vec<String>,
+    /// The room's presence when this stream registered, sent right after `retry:`: an
+    /// `event: presence` `online` for each other user there, or one `presence.crowded`.
+    presence: Vec<Bytes>,
 }
 
 /// Why a stream ended early.
@@ -213,10 +213,8 @@ impl Subscriber {
                     id
                 }
             };
-            for user in std::mem::take(&mut self.online) {
-                let data = serde_json::json!({ "user_email": user, "status": "online" });
-                self.send(sse::event_without_id("presence", &data.to_string()))
-                    .await?;
+            for frame in std::mem::take(&mut self.presence) {
+                self.send(frame).await?;
             }
             // Boxed: the catch-up (a sqlx query in flight) is most of this future's size,
             // and a stream spends nearly all its life without one; inline, every open
