@@ -20,6 +20,9 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 fn with_cron(c: &mut Config) {
     c.storage.cron_secret = Some(SECRET.into());
+    // The newest `STREAM_MAX_BACKLOG` events stay hot: none here, so that a late edit does
+    // not hold these small rooms back (the tests that resume streams set their own).
+    c.stream.max_backlog = 0;
 }
 
 async fn cron(app: &TestApp) -> (StatusCode, Value) {
@@ -459,11 +462,15 @@ async fn a_move_stopped_at_any_step_loses_nothing_and_duplicates_nothing() {
     }
 }
 
+/// The newest `STREAM_MAX_BACKLOG` events stay hot whatever the rules, so a stream that may
+/// resume (at most that far behind) never needs what left the hot log.
 #[tokio::test]
-async fn a_stream_resuming_from_before_the_archive_is_reset_and_later_ones_resume() {
+async fn the_newest_backlog_stays_hot_so_every_resume_a_stream_serves_catches_up_through_the_boundary()
+ {
     let app = TestApp::spawn_with(|c| {
         with_cron(c);
-        c.archive.keep_per_room = Some(3);
+        c.archive.keep_per_room = Some(1);
+        c.stream.max_backlog = 3;
     })
     .await;
     app.room("general").await;
@@ -471,19 +478,34 @@ async fn a_stream_resuming_from_before_the_archive_is_reset_and_later_ones_resum
         app.send("general", &format!("m{i}")).await;
     }
     cron_until_done(&app).await;
-    // Events 1..5 were the archived messages': resuming at 2 may have missed some.
-    let mut stream = RawStream::open(&app, "general", "", Some("2")).await;
+    // Keeping 1 would move 7; the backlog keeps events 6..8 hot.
+    assert_eq!(hot(&app).await, 3);
+    let floor = count(
+        &app,
+        "SELECT history_floor FROM chat_rooms WHERE id = 'general'",
+    )
+    .await;
+    assert_eq!(floor, 5);
+    // 3 behind, the most a stream resumes: every message after it, in order, no reset.
+    let mut stream = RawStream::open(&app, "general", "", Some("5")).await;
+    assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
+    for id in ["6", "7", "8"] {
+        let next = stream.next_event(WAIT).await.unwrap();
+        assert_eq!(
+            (next.event.as_deref(), next.id.as_deref()),
+            (Some("message"), Some(id))
+        );
+    }
+    // Further back is a reset, as it always was.
+    let mut stream = RawStream::open(&app, "general", "", Some("4")).await;
     assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
     let reset = stream.next_event(WAIT).await.unwrap();
     assert_eq!(reset.event.as_deref(), Some("reset"));
     assert_eq!(reset.json(), json!({"last_seq": 8, "last_event_id": 8}));
-    // After the floor: the hot log has every change since.
-    let mut stream = RawStream::open(&app, "general", "", Some("6")).await;
-    assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
-    let next = stream.next_event(WAIT).await.unwrap();
+    // The list still reads through the boundary.
     assert_eq!(
-        (next.event.as_deref(), next.id.as_deref()),
-        (Some("message"), Some("7"))
+        seqs(&list(&app, ALICE, "?limit=200").await),
+        (1..=8).collect::<Vec<_>>()
     );
 }
 
@@ -556,6 +578,7 @@ async fn retention_deletes_old_messages_hot_and_archived_with_their_files() {
         let s3 = EmbeddedS3::start("chat-test", Some(root.clone())).unwrap();
         let mut config = base_config(&database_url, &s3);
         with_cron(&mut config);
+        config.stream.max_backlog = 1000;
         config.archive.retention = Some(3 * DAY);
         TestApp::serve(config, database_url.clone(), s3).await
     };
@@ -744,25 +767,41 @@ async fn edits_reactions_replies_and_deletes_bring_an_archived_message_back() {
     .await;
 }
 
+/// Retention raises the room's `history_floor` inside the backlog: a room the hub already
+/// watches (its answer for the room from memory) resets resume points before it too.
 #[tokio::test]
 async fn a_room_the_hub_already_watches_resets_resume_points_before_a_new_floor() {
     let app = TestApp::spawn_with(|c| {
         with_cron(c);
-        c.archive.keep_per_room = Some(3);
+        c.stream.max_backlog = 1000;
+        c.archive.retention = Some(DAY);
     })
     .await;
     app.room("general").await;
     for i in 0..8 {
         app.send("general", &format!("m{i}")).await;
     }
-    // The hub watches the room, and knows it as it was before any move.
+    sqlx::query("UPDATE chat_messages SET created_at = now() - interval '2 days' WHERE seq <= 5")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // The hub watches the room, and knows it as it was before retention ran.
     let mut watching = RawStream::open_as(&app, BOB, "general", "", None).await;
     assert_eq!(watching.next(WAIT).await.unwrap().retry, Some(1000));
     cron_until_done(&app).await;
+    assert_eq!(hot(&app).await, 3);
     // A few ticks: the hub's answer for the room is fresh, from memory.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut stream = RawStream::open(&app, "general", "", Some("2")).await;
     assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
     let reset = stream.next_event(WAIT).await.unwrap();
     assert_eq!(reset.event.as_deref(), Some("reset"), "{reset:?}");
+    // After the floor: the hot log has every change since.
+    let mut stream = RawStream::open(&app, "general", "", Some("6")).await;
+    assert_eq!(stream.next(WAIT).await.unwrap().retry, Some(1000));
+    let next = stream.next_event(WAIT).await.unwrap();
+    assert_eq!(
+        (next.event.as_deref(), next.id.as_deref()),
+        (Some("message"), Some("7"))
+    );
 }

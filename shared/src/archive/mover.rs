@@ -192,17 +192,21 @@ impl Work<'_> {
         let rows = db::archive::oldest_hot::<ArchivedMessage>(&self.app.db, room, batch)
             .await
             .context("read the oldest messages")?;
-        let Some((_, last_seq)) = rows.first() else {
+        let Some(&(_, last_seq, last_event)) = rows.first() else {
             return Ok(Moved::Done);
         };
-        let last_seq = *last_seq;
+        // The newest `STREAM_MAX_BACKLOG` events stay hot: every resume point a stream
+        // serves (at most that far behind; further back is a `reset`) is then at or after
+        // the room's `history_floor`, and catches up from the hot log with nothing missed.
+        let backlog = self.app.config.stream.max_backlog;
         // A prefix by seq: the archive only ever holds a room's oldest messages.
         let due: Vec<ArchivedMessage> = rows
             .into_iter()
-            .map(|(m, _)| m.0)
+            .map(|(m, ..)| m.0)
             .take_while(|m| {
-                keep.is_some_and(|k| m.seq <= last_seq - k)
-                    || cutoff.is_some_and(|c| m.created_at < c)
+                m.event_id <= last_event - backlog
+                    && (keep.is_some_and(|k| m.seq <= last_seq - k)
+                        || cutoff.is_some_and(|c| m.created_at < c))
             })
             .collect();
         if due.is_empty() {

@@ -39,8 +39,8 @@ pub async fn rooms_to_archive(
 
 /// The oldest `$2` hot messages of room `$1` by seq, each whole as JSON: its row
 /// (`to_jsonb`), its files' rows and who reacted with what, oldest reaction first; with
-/// the room's `last_seq`. Through `chat_messages_room_seq_key`, the files' and
-/// reactions' indexes.
+/// the room's `last_seq` and `last_event`. Through `chat_messages_room_seq_key`, the files'
+/// and reactions' indexes.
 pub const OLDEST_HOT: &str = r#"
     SELECT to_jsonb(m)
            || jsonb_build_object(
@@ -52,8 +52,9 @@ pub const OLDEST_HOT: &str = r#"
                                           ORDER BY x.created_at, x.user_email, x.emoji)
                                       FROM chat_message_reactions x WHERE x.message_id = m.id), '[]'))
            AS message,
-           (SELECT r.last_seq FROM chat_rooms r WHERE r.id = $1) AS last_seq
+           r.last_seq, r.last_event
     FROM chat_messages m
+    CROSS JOIN (SELECT last_seq, last_event FROM chat_rooms WHERE id = $1) r
     WHERE m.room_id = $1
     ORDER BY m.seq ASC
     LIMIT $2
@@ -63,7 +64,7 @@ pub async fn oldest_hot<T: serde::de::DeserializeOwned + Send + Unpin + 'static>
     db: impl PgExecutor<'_>,
     room: &str,
     limit: i64,
-) -> sqlx::Result<Vec<(Json<T>, i64)>> {
+) -> sqlx::Result<Vec<(Json<T>, i64, i64)>> {
     sqlx::query_as(OLDEST_HOT)
         .bind(room)
         .bind(limit)
