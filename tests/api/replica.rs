@@ -301,3 +301,68 @@ async fn without_a_replica_every_read_is_the_primarys() {
     let (_, health) = app.health().await;
     assert_eq!(health["reads"]["replica"], "off");
 }
+
+/// `GET …/search?q={q}{query}` as Alice: 200, and the page.
+async fn search(app: &TestApp, q: &str, query: &str) -> Value {
+    let path = format!("/api/rooms/general/search?q={q}{query}");
+    let response = app.get_as(crate::helpers::ALICE, &path).await;
+    assert_eq!(response.status(), StatusCode::OK, "search {q}{query}");
+    response.json().await.unwrap()
+}
+
+/// Matches are sparse, so a search's rows cannot show what the replica replayed: the room's
+/// row, read in the same statement, does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_comes_from_the_replica_unless_it_names_what_it_has_not_replayed() {
+    let cluster = Replicated::start().await;
+    let app = cluster.app(|_| {}).await;
+    app.room("general").await;
+    for content in ["apple one", "apple two", "pear three"] {
+        app.send("general", content).await;
+    }
+    cluster.caught_up().await;
+    let before = stats(&app);
+    assert_eq!(
+        contents(&search(&app, "apple", "").await),
+        ["apple two", "apple one"]
+    );
+    let after = stats(&app);
+    assert_eq!(after.replica_reads, before.replica_reads + 1, "{after:?}");
+    assert_eq!(after.primary_reads, before.primary_reads, "{after:?}");
+    assert!(ran_on_replica(&cluster, "websearch_to_tsquery").await >= 1);
+
+    // Replay paused: what is written now is on the primary only.
+    cluster.pause().await;
+    app.send("general", "apple four").await;
+    app.send("general", "pear five").await;
+    // The instance that wrote them reads its own writes: from the primary.
+    assert_eq!(
+        contents(&search(&app, "apple", "").await),
+        ["apple four", "apple two", "apple one"]
+    );
+    assert_eq!(stats(&app).behind, after.behind + 1);
+    // Another instance, naming nothing: the replica's answer, as of its replay.
+    let other = cluster.app(|_| {}).await;
+    assert_eq!(
+        contents(&search(&other, "apple", "").await),
+        ["apple two", "apple one"]
+    );
+    assert_eq!(stats(&other).replica_reads, 1);
+    // A cursor past the replica's replay (seq 5 is not there yet): from the primary, with
+    // everything below it.
+    assert_eq!(
+        contents(&search(&other, "apple", "&before=6").await),
+        ["apple four", "apple two", "apple one"]
+    );
+    assert_eq!(stats(&other).behind, 1);
+    // A cursor it has replayed is still its to answer.
+    assert_eq!(
+        contents(&search(&other, "apple", "&before=3").await),
+        ["apple two", "apple one"]
+    );
+    assert_eq!(stats(&other).replica_reads, 2);
+    // No match proves nothing: the primary answers (and finds the new one).
+    let none = stats(&other).behind;
+    assert_eq!(contents(&search(&other, "five", "").await), ["pear five"]);
+    assert_eq!(stats(&other).behind, none + 1);
+}

@@ -321,7 +321,9 @@ pub const SEARCH_WINDOW: i64 = 2000;
 /// `LIMIT 0` runs nothing under it, not even the start of a parallel scan):
 ///
 /// * `cursor`: `before`, at most the room's `last_seq + 1`, if the user may see the room
-///   (else no row, and no match);
+///   (else no row, and no match); with the room's `last_seq`, `last_event` and
+///   `archived_seq`, on every match, so that a read replica's answer shows what it had
+///   replayed ([`search_is_fresh`]);
 /// * `recent`: the `$7` ([`SEARCH_WINDOW`]) newest messages before the cursor, walked
 ///   backwards through `chat_messages_room_seq_key` and each tested (`|| ''` keeps the
 ///   test off the search index), stopping at the page's last match: a word in one message
@@ -337,7 +339,7 @@ pub const SEARCH_WINDOW: i64 = 2000;
 /// numbers").
 pub const SEARCH: &str = r#"
     WITH cursor AS (
-        SELECT LEAST($2, r.last_seq + 1) AS before
+        SELECT LEAST($2, r.last_seq + 1) AS before, r.last_seq, r.last_event, r.archived_seq
         FROM chat_rooms r
         WHERE r.id = $1
           AND (r.visibility = 'public' OR r.created_by = $4
@@ -389,12 +391,38 @@ pub const SEARCH: &str = r#"
         ORDER BY m.seq + 0 DESC
         LIMIT $3 - (SELECT count(*) FROM recent)
     )
-    SELECT * FROM recent
-    UNION ALL
-    SELECT * FROM older
-    ORDER BY seq DESC
-    LIMIT $3
+    SELECT p.*, c.last_seq AS room_last_seq, c.last_event AS room_last_event,
+           c.archived_seq AS room_archived_seq
+    FROM (SELECT * FROM recent
+          UNION ALL
+          SELECT * FROM older
+          ORDER BY seq DESC
+          LIMIT $3) p
+    CROSS JOIN cursor c
+    ORDER BY p.seq DESC
 "#;
+
+/// A match of a search, and the room as the same snapshot had it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SearchRow {
+    #[sqlx(flatten)]
+    pub message: MessageRow,
+    pub room_last_seq: i64,
+    pub room_last_event: i64,
+    pub room_archived_seq: i64,
+}
+
+/// Whether a search the read replica answered holds everything the primary's would, up to
+/// the replica's position: the room's `last_seq` it read shows it has every seq below the
+/// cursor (`before`), and its `last_event` this process's own newest write to the room
+/// (`written`). Matches are sparse, so the rows alone cannot show it (a page of the list
+/// can: [`page_is_fresh`]). No match proves nothing (the room may be new there): read
+/// from the primary.
+pub fn search_is_fresh(before: Option<i64>, rows: &[SearchRow], written: i64) -> bool {
+    rows.first().is_some_and(|row| {
+        row.room_last_event >= written && before.is_none_or(|b| row.room_last_seq >= b - 1)
+    })
+}
 
 /// One page of `room`'s messages matching `query`, newest first, before seq `before`
 /// (every message when `None`), as `user` may see them, and whether older matches follow.
@@ -407,8 +435,8 @@ pub async fn search(
     language: &SearchLanguage,
     before: Option<i64>,
     limit: i64,
-) -> sqlx::Result<(Vec<MessageRow>, bool)> {
-    let mut rows: Vec<MessageRow> = sqlx::query_as(SEARCH)
+) -> sqlx::Result<(Vec<SearchRow>, bool)> {
+    let mut rows: Vec<SearchRow> = sqlx::query_as(SEARCH)
         .bind(room.as_str())
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit + 1)

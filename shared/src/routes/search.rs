@@ -36,24 +36,34 @@ pub async fn search(
         .transpose()?
         .map(Cursor::get);
     let language = &app.config.search_language;
-    let (rows, has_more) = db::messages::search(
-        &app.db,
-        &room,
-        &user.email,
-        &q,
-        language,
-        before,
-        limit.get(),
-    )
-    .await?;
-    // The room's archive boundary (and, when nothing matched, whether the room exists
-    // for this user at all).
-    let found = db::rooms::find_visible(&app.db, &room, &user.email).await?;
-    let archived = match found {
-        Some(room) => room.archived_seq > 0,
-        None if rows.is_empty() => return Err(ApiError::room_not_found()),
-        None => false,
+    // From the read replica when the room's row it read in the same statement shows it has
+    // replayed the cursor and this process's own writes (`db::messages::search_is_fresh`);
+    // from the primary otherwise.
+    let (room_ref, email, q_ref) = (&room, user.email.as_str(), &q);
+    let written = app.reader.written(room.as_str());
+    let (rows, has_more) = app
+        .reader
+        .read(
+            move |db| async move {
+                db::messages::search(&db, room_ref, email, q_ref, language, before, limit.get())
+                    .await
+            },
+            |(rows, _)| db::messages::search_is_fresh(before, rows, written),
+        )
+        .await?;
+    // The room's archive boundary came with the matches; with none, whether the room exists
+    // for this user at all.
+    let archived = match rows.first() {
+        Some(row) => row.room_archived_seq > 0,
+        None => {
+            db::rooms::find_visible(&app.db, &room, &user.email)
+                .await?
+                .ok_or_else(ApiError::room_not_found)?
+                .archived_seq
+                > 0
+        }
     };
+    let rows: Vec<_> = rows.into_iter().map(|row| row.message).collect();
     let messages = sign_messages(&app.storage, rows).await?;
     Ok(json_response(
         StatusCode::OK,

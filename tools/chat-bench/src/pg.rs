@@ -89,7 +89,7 @@ pub const SEARCH_WINDOW: i64 = 2000;
 
 pub const SEARCH: &str = r#"
     WITH cursor AS (
-        SELECT LEAST($2, r.last_seq + 1) AS before
+        SELECT LEAST($2, r.last_seq + 1) AS before, r.last_seq, r.last_event, r.archived_seq
         FROM chat_rooms r
         WHERE r.id = $1
           AND (r.visibility = 'public' OR r.created_by = $4
@@ -141,11 +141,15 @@ pub const SEARCH: &str = r#"
         ORDER BY m.seq + 0 DESC
         LIMIT $3 - (SELECT count(*) FROM recent)
     )
-    SELECT * FROM recent
-    UNION ALL
-    SELECT * FROM older
-    ORDER BY seq DESC
-    LIMIT $3
+    SELECT p.*, c.last_seq AS room_last_seq, c.last_event AS room_last_event,
+           c.archived_seq AS room_archived_seq
+    FROM (SELECT * FROM recent
+          UNION ALL
+          SELECT * FROM older
+          ORDER BY seq DESC
+          LIMIT $3) p
+    CROSS JOIN cursor c
+    ORDER BY p.seq DESC
 "#;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
