@@ -55,6 +55,10 @@ pub const TYPING_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 /// How long a user's last stream on a room may be gone before they are told offline: a
 /// stream's own bounded-lifetime reconnect (`retry: 1000`) comes back well within it.
 pub const PRESENCE_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(3);
+/// At most one `presence:` notification statement per this, per process: a storm of joins
+/// (every browser reconnecting after a deploy) is a few statements, not one per join. A
+/// join after a quiet spell still goes at once.
+const ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What a room's feed carries.
 #[derive(Debug)]
@@ -1033,11 +1037,18 @@ async fn presence_loop(hub: Arc<HubInner>) {
     }
 }
 
-/// Sends the queued `presence:` notifications, all that are waiting in one statement; only
-/// with the wake-up on, and only when a user came or went here.
+/// Sends the queued `presence:` notifications, all that are waiting in one statement, at
+/// most one per [`ANNOUNCE_EVERY`]; only with the wake-up on, and only when a user came or
+/// went here.
 async fn announce_loop(hub: Arc<HubInner>) {
+    let mut sent_at: Option<Instant> = None;
     loop {
         hub.announce_wake.notified().await;
+        // Those that come in the meantime go with these.
+        if let Some(at) = sent_at {
+            tokio::time::sleep_until(at + ANNOUNCE_EVERY).await;
+        }
+        sent_at = Some(Instant::now());
         let batch =
             std::mem::take(&mut *hub.announcements.lock().unwrap_or_else(|e| e.into_inner()));
         if batch.is_empty() {

@@ -17,7 +17,7 @@ const READER: &str = "bench-reader@bench.example";
 const LIMIT: i64 = 50;
 const REQUESTS: usize = 200;
 
-pub async fn run(ctx: &mut Ctx, messages: i64, secret: Option<&str>) {
+pub async fn run(ctx: &mut Ctx, messages: i64, catch_up: i64, secret: Option<&str>) {
     let mut table = Table::new(
         "History tiers: archived pages",
         &["page", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"],
@@ -126,6 +126,21 @@ pub async fn run(ctx: &mut Ctx, messages: i64, secret: Option<&str>) {
                 ms(latency.max_ms()),
             ]);
         }
+        if catch_up > 0 {
+            // The seed gives message `g` event `g`: the room's newest event is `messages`.
+            let latency = catch_ups(&server, &room, &token, messages - catch_up, messages).await?;
+            table.row(vec![
+                format!(
+                    "stream catch-up of {} events (`Last-Event-ID`), until the newest",
+                    count(catch_up as f64)
+                ),
+                count(latency.count() as f64),
+                ms(latency.ms(0.50)),
+                ms(latency.ms(0.90)),
+                ms(latency.ms(0.99)),
+                ms(latency.max_ms()),
+            ]);
+        }
         Ok(())
     }
     .await;
@@ -137,4 +152,53 @@ pub async fn run(ctx: &mut Ctx, messages: i64, secret: Option<&str>) {
 
 fn one_mb(bytes: i64) -> String {
     format!("{:.1}", bytes as f64 / 1_048_576.0)
+}
+
+/// Streams resuming after event `from`, one after another, each timed from its request until
+/// it has sent event `last`; every event in between must come once, in order (a `reset`
+/// means the server's `STREAM_MAX_BACKLOG` is below the distance).
+async fn catch_ups(
+    server: &super::Server,
+    room: &str,
+    token: &str,
+    from: i64,
+    last: i64,
+) -> anyhow::Result<Latency> {
+    use futures_util::StreamExt;
+
+    const RUNS: usize = 20;
+    let mut latency = Latency::default();
+    for _ in 0..RUNS {
+        let at = Instant::now();
+        let response = super::sse::open(&server.api, room, token, Some(from)).await?;
+        let mut body = response.bytes_stream();
+        let mut parser = super::sse::Parser::default();
+        let (mut next, mut reset) = (from + 1, false);
+        let mut out_of_order = None;
+        while next <= last && !reset && out_of_order.is_none() {
+            let chunk = tokio::time::timeout(Duration::from_secs(60), body.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("catch-up: no event for 60 s at {next}"))?;
+            let Some(chunk) = chunk else {
+                anyhow::bail!("catch-up: the stream ended at {next} of {last}");
+            };
+            parser.feed(&chunk?, |event| match event {
+                super::sse::Event::Message { id, .. } if id == next => next += 1,
+                super::sse::Event::Message { id, .. } => {
+                    out_of_order.get_or_insert(id);
+                }
+                super::sse::Event::Reset => reset = true,
+            });
+        }
+        anyhow::ensure!(
+            !reset,
+            "catch-up: reset (the server's STREAM_MAX_BACKLOG is below {})",
+            last - from
+        );
+        if let Some(id) = out_of_order {
+            anyhow::bail!("catch-up: event {id} where {next} was due");
+        }
+        latency.record(at.elapsed());
+    }
+    Ok(latency)
 }

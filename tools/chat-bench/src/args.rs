@@ -125,6 +125,10 @@ pub struct Args {
     /// Archive: messages seeded into a fresh room before the cron runs.
     #[arg(long, default_value_t = 200_000)]
     pub archive_messages: i64,
+    /// Archive: streams resuming this many events behind the newest, one after another
+    /// (needs the server's `STREAM_MAX_BACKLOG` at least this; 0: none).
+    #[arg(long, default_value_t = 10_000)]
+    pub archive_catch_up: i64,
     /// Archive: the bearer token of the server's crons (its `CRON_SECRET`).
     #[arg(long, env = "CRON_SECRET", hide_env_values = true)]
     pub cron_secret: Option<String>,

@@ -200,7 +200,13 @@ async fn run(args: Args) -> anyhow::Result<Failures> {
         footprint::run(&mut ctx).await;
     }
     if args.scenario == Scenario::Archive {
-        archive::run(&mut ctx, args.archive_messages, args.cron_secret.as_deref()).await;
+        archive::run(
+            &mut ctx,
+            args.archive_messages,
+            args.archive_catch_up,
+            args.cron_secret.as_deref(),
+        )
+        .await;
     }
     Ok(ctx.failures)
 }
