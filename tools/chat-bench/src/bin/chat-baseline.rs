@@ -122,9 +122,7 @@ async fn main() -> anyhow::Result<()> {
         poll: std::time::Duration::from_millis(poll_ms),
     });
 
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("listen on port {port}"))?;
+    let listener = listen(port).with_context(|| format!("listen on port {port}"))?;
     println!(
         "chat-baseline on http://localhost:{port} (pid {})",
         std::process::id()
@@ -359,4 +357,15 @@ fn reply(status: StatusCode, body: &Value) -> Response<Body> {
 
 fn error(status: StatusCode, code: &str) -> Response<Body> {
     reply(status, &json!({ "error": { "code": code } }))
+}
+
+/// A listener on `port` with a deep accept queue (`LISTEN_BACKLOG`, capped by the kernel's
+/// `somaxconn`): a thousand browsers reconnecting at once overflow tokio's default of 1,024
+/// while the server is busy, and each dropped SYN costs its client a 1 s retransmit.
+fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    const LISTEN_BACKLOG: u32 = 8192;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind((std::net::Ipv4Addr::UNSPECIFIED, port).into())?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -22,9 +22,7 @@ async fn main() -> anyhow::Result<()> {
         Ok(p) if !p.trim().is_empty() => p.trim().parse().context("PORT must be a port number")?,
         _ => 3000,
     };
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("listen on port {port}"))?;
+    let listener = listen(port).with_context(|| format!("listen on port {port}"))?;
     let token = mint_token(&stack.config.auth, "dev@example.com", 7 * 24 * 3600)?;
 
     println!("chat API dev server on http://localhost:{port}");
@@ -59,4 +57,15 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     drop(stack);
     Ok(())
+}
+
+/// A listener on `port` with a deep accept queue (`LISTEN_BACKLOG`, capped by the kernel's
+/// `somaxconn`): a thousand browsers reconnecting at once overflow tokio's default of 1,024
+/// while the server is busy, and each dropped SYN costs its client a 1 s retransmit.
+fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    const LISTEN_BACKLOG: u32 = 8192;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind((std::net::Ipv4Addr::UNSPECIFIED, port).into())?;
+    socket.listen(LISTEN_BACKLOG)
 }
