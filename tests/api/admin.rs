@@ -281,38 +281,3 @@ async fn the_instance_figures_count_each_route_and_its_latency() {
     assert!(instance["db_statements_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(route(&third, "GET /api/rooms/{room}/stream")["count"], 1);
 }
-
-/// A post bumps its room's `last_seq`; the top list's index is on the room's size class,
-/// which a post rarely changes, so the room's row update stays HOT (no new index entries).
-/// An index on the count itself made every one of them a full update (BENCHMARKS.md,
-/// "Where the 8-client gap comes from").
-#[tokio::test]
-async fn a_post_updates_its_rooms_row_without_touching_its_indexes() {
-    let app = admin_app().await;
-    app.room("general").await;
-    app.seed_messages("general", 1000).await;
-    let mut tx = app.db.begin().await.unwrap();
-    for _ in 0..5 {
-        let outcome: String = sqlx::query_scalar(
-            "SELECT outcome FROM chat_post('general', gen_random_uuid(), $1, 'hi', gen_random_uuid(), '{}', NULL, 'post', 30, 3)",
-        )
-        .bind(ALICE)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        assert_eq!(outcome, "ok");
-    }
-    // This transaction's own counts, so nothing else's updates are in them.
-    let (updated, hot): (i64, i64) = sqlx::query_as(
-        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'chat_rooms'",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    assert_eq!(
-        (updated, hot),
-        (5, 5),
-        "(updates, HOT updates) of chat_rooms"
-    );
-    tx.rollback().await.unwrap();
-}

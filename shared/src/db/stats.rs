@@ -28,33 +28,12 @@ pub async fn totals(db: impl PgExecutor<'_>) -> sqlx::Result<Totals> {
     sqlx::query_as(TOTALS).fetch_one(db).await
 }
 
-/// The size class of the `$1`-th room in class order, from the front of
-/// `chat_rooms_by_size_class` (`migrations/20261204000001_room_size_class.sql`): every room
-/// among the `$1` with the most messages has at least this class. None with fewer rooms.
-pub const TOP_BY_MESSAGES_CLASS: &str = r#"
-    SELECT r.size_class FROM chat_rooms r
-    ORDER BY r.size_class DESC, r.id
-    OFFSET $1 - 1
-    LIMIT 1
-"#;
-
-/// The `$1` rooms with the most messages, most first (ties by id), among the rooms of size
-/// class `$2` or more (through `chat_rooms_by_size_class`). Every room of class 0 has no
-/// message, so when the bound is 0 (fewer than `$1` rooms hold any) the empty ones come in
-/// index order, by id, and only the first `$1` of them are read, however many there are.
+/// The `$1` rooms with the most messages, most first (ties by id), from the front of
+/// `chat_rooms_by_messages`.
 pub const TOP_BY_MESSAGES: &str = r#"
-    (SELECT r.id, r.name, r.last_seq - r.deleted_count AS messages, r.storage_bytes
-     FROM chat_rooms r
-     WHERE r.size_class >= GREATEST($2, 1)
-     ORDER BY r.last_seq - r.deleted_count DESC, r.id
-     LIMIT $1)
-    UNION ALL
-    (SELECT r.id, r.name, r.last_seq - r.deleted_count AS messages, r.storage_bytes
-     FROM chat_rooms r
-     WHERE r.size_class = 0 AND $2 = 0
-     ORDER BY r.size_class DESC, r.id
-     LIMIT $1)
-    ORDER BY messages DESC, id
+    SELECT r.id, r.name, r.last_seq - r.deleted_count AS messages, r.storage_bytes
+    FROM chat_rooms r
+    ORDER BY r.last_seq - r.deleted_count DESC, r.id
     LIMIT $1
 "#;
 
@@ -75,17 +54,12 @@ pub struct RoomFigures {
     pub storage_bytes: i64,
 }
 
-/// The `limit` rooms with the most messages: the class that bounds them, then those rooms
-/// ranked by their exact count (two index reads; no index on the count itself, which every
-/// post changes).
-pub async fn top_by_messages(db: &sqlx::PgPool, limit: i64) -> sqlx::Result<Vec<RoomFigures>> {
-    let class: Option<i16> = sqlx::query_scalar(TOP_BY_MESSAGES_CLASS)
-        .bind(limit)
-        .fetch_optional(db)
-        .await?;
+pub async fn top_by_messages(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+) -> sqlx::Result<Vec<RoomFigures>> {
     sqlx::query_as(TOP_BY_MESSAGES)
         .bind(limit)
-        .bind(class.unwrap_or(0))
         .fetch_all(db)
         .await
 }
