@@ -220,6 +220,15 @@ async fn segments(app: &TestApp) -> Vec<(String, i64, i64, i32)> {
     .unwrap()
 }
 
+/// Makes the messages up to seq `up_to` (these tests' one room) two days old, older than `DAY`.
+async fn two_days_old(app: &TestApp, up_to: i64) {
+    sqlx::query("UPDATE chat_messages SET created_at = now() - interval '2 days' WHERE seq <= $1")
+        .bind(up_to)
+        .execute(&app.db)
+        .await
+        .unwrap();
+}
+
 fn seqs(page: &Value) -> Vec<i64> {
     page["messages"]
         .as_array()
@@ -335,10 +344,7 @@ async fn moving_by_age_takes_only_the_old_prefix_and_nothing_when_unset() {
     for i in 0..6 {
         app.send("general", &format!("m{i}")).await;
     }
-    sqlx::query("UPDATE chat_messages SET created_at = now() - interval '2 days' WHERE seq <= 4")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    two_days_old(&app, 4).await;
     let before = list(&app, ALICE, "?limit=3&before=6").await;
     assert_eq!(
         cron(&app).await,
@@ -781,10 +787,7 @@ async fn a_room_the_hub_already_watches_resets_resume_points_before_a_new_floor(
     for i in 0..8 {
         app.send("general", &format!("m{i}")).await;
     }
-    sqlx::query("UPDATE chat_messages SET created_at = now() - interval '2 days' WHERE seq <= 5")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    two_days_old(&app, 5).await;
     // The hub watches the room, and knows it as it was before retention ran.
     let mut watching = RawStream::open_as(&app, BOB, "general", "", None).await;
     assert_eq!(watching.next(WAIT).await.unwrap().retry, Some(1000));
