@@ -683,3 +683,48 @@ async fn concurrent_reactions_are_written_together() {
         .unwrap();
     assert_eq!(rows, 32 * bursts as i64);
 }
+
+/// A write that finds nothing in flight is written from its request's own task. If that
+/// request goes away mid-write (the client hung up), the writes queued behind it still get a
+/// writer: the slot passes to a new batch writer.
+#[tokio::test]
+async fn writes_queued_behind_a_dropped_request_are_still_written() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    // Hold the room's row, so the first write waits inside Postgres.
+    let mut holder = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM chat_rooms WHERE id = 'general' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let first = tokio::spawn({
+        let queue = app.app.posts.clone();
+        async move { queue.write(plain("general", ALICE, "first", None)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let queued: Vec<_> = [BOB, CAROL, DAVE]
+        .into_iter()
+        .map(|user| {
+            let queue = app.app.posts.clone();
+            tokio::spawn(async move { queue.write(plain("general", user, "queued", None)).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    first.abort();
+    let _ = first.await;
+    holder.rollback().await.unwrap();
+    for write in queued {
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), write)
+            .await
+            .expect("a queued write was left without a writer")
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome.outcome, "ok");
+    }
+    let queued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chat_messages WHERE content = 'queued'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(queued, 3);
+}

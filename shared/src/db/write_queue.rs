@@ -7,15 +7,17 @@
 //! are in flight at once. Written one by one, each pays a round trip, a transaction, a
 //! statement's setup and a plpgsql call; written together they pay those once
 //! (BENCHMARKS.md, "Writes written together"). Nothing waits for company: a write that finds
-//! no batch in flight is sent at once, alone, through its plpgsql function (`chat_post`,
-//! `chat_edit`, `chat_react`) as before; writes that arrive meanwhile queue, and the next batch takes
+//! nothing waiting and fewer than [`MAX_IN_FLIGHT`] writes in flight is sent at once, alone,
+//! through its plpgsql function (`chat_post`, `chat_edit`, `chat_react`), from the request's
+//! own task: no task is spawned and no thread woken for it, which is what a write costs when
+//! the process is not busy. Writes that arrive meanwhile queue, and the next batch takes
 //! them all (up to [`MAX_BATCH`], one per author: a bucket is touched once per statement,
 //! and an author's edits of one message never meet in one). At most [`MAX_IN_FLIGHT`]
-//! batches of a kind are written at a time.
+//! writes or batches of a kind are in flight at a time.
 //!
-//! No task outlives its work: a batch is written by a task spawned when a write finds fewer
-//! than [`MAX_IN_FLIGHT`] in flight, on the runtime serving that request, and it ends when
-//! the queue is empty.
+//! No task outlives its work: queued writes are written by a task spawned on the runtime
+//! serving the request that queued them (or that finished the write before them), and it
+//! ends when the queue is empty.
 //!
 //! [`POST_BATCH`]: crate::db::messages::POST_BATCH
 //! [`EDIT_BATCH`]: crate::db::messages::EDIT_BATCH
@@ -35,9 +37,11 @@ use crate::domain::FileIds;
 
 /// The most writes one statement carries.
 pub const MAX_BATCH: usize = 64;
-/// The most batches of a kind written at once (each holds one pooled connection while it
-/// runs).
-pub const MAX_IN_FLIGHT: usize = 2;
+/// The most writes or batches of a kind in flight at once (each holds one pooled connection
+/// while it runs). One: the writes that arrive meanwhile make the next batch, so a busy
+/// process sends bigger batches rather than more of them (BENCHMARKS.md, "The room's row,
+/// HOT again": two in flight cost a post 15–35 % more CPU, for the same throughput).
+pub const MAX_IN_FLIGHT: usize = 1;
 
 /// A kind of write the queue can batch.
 pub trait Batched: Send + Sync + 'static {
@@ -208,6 +212,23 @@ impl<W: Batched> WriteQueue<W> {
     /// Writes `item` (alone, or with whatever else is waiting) and answers what its
     /// plpgsql function would have answered for it alone.
     pub async fn write(&self, item: W::Item) -> sqlx::Result<WriteOutcome> {
+        let alone = {
+            let mut state = self.0.state.lock().expect("write queue lock");
+            let alone = state.waiting.is_empty() && state.in_flight < MAX_IN_FLIGHT;
+            if alone {
+                state.in_flight += 1;
+            }
+            alone
+        };
+        if alone {
+            // Here, in the request's task. The slot goes back when the write ends (or the
+            // request is dropped mid-write), to a new writer if writes queued meanwhile.
+            let _slot = Slot {
+                shared: self.0.clone(),
+                held: true,
+            };
+            return W::alone(&self.0.db, &item, &self.0.limit).await;
+        }
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut state = self.0.state.lock().expect("write queue lock");
@@ -263,7 +284,10 @@ async fn drain<W: Batched>(shared: Arc<Shared<W>>) {
     }
 }
 
-/// Gives the writer's slot back if it panicked, so later writes still find one.
+/// A writer's place among the [`MAX_IN_FLIGHT`]. Dropped while held (a write alone that
+/// ended, or was dropped with its request; a batch writer that panicked), it passes to a new
+/// batch writer when writes are waiting, and is given back otherwise, so a queued write
+/// always has a writer.
 struct Slot<W: Batched> {
     shared: Arc<Shared<W>>,
     held: bool,
@@ -271,10 +295,18 @@ struct Slot<W: Batched> {
 
 impl<W: Batched> Drop for Slot<W> {
     fn drop(&mut self) {
-        if self.held
-            && let Ok(mut state) = self.shared.state.lock()
-        {
-            state.in_flight -= 1;
+        if !self.held {
+            return;
+        }
+        let Ok(mut state) = self.shared.state.lock() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !state.waiting.is_empty() => {
+                drop(state);
+                runtime.spawn(drain(self.shared.clone()));
+            }
+            _ => state.in_flight -= 1,
         }
     }
 }
