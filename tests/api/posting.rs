@@ -206,3 +206,37 @@ async fn sixteen_concurrent_writers_get_gapless_distinct_seqs() {
     all.sort_unstable();
     assert_eq!(all, (1..=320).collect::<Vec<_>>());
 }
+
+/// Every post updates its room's row (the next seq and event id) under the row's lock. That
+/// update must be HOT, a new version on the same page with no new index entry: an index on a
+/// column a post changes would make each post write an entry in every room index, and each
+/// lookup of a busy room walk its dead versions
+/// (`migrations/20261204000001_hot_room_rows.sql`).
+#[tokio::test]
+async fn posts_update_their_rooms_row_without_new_index_entries() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    for i in 0..20 {
+        app.send("general", &format!("m{i}")).await;
+    }
+    // The server's backends report their counts to Postgres's statistics within about a
+    // second of going idle.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (updated, hot): (i64, i64) = sqlx::query_as(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'chat_rooms'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if updated >= 20 {
+            assert_eq!(hot, updated, "room row updates that were not HOT");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Postgres counted only {updated} room row updates"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -28,8 +28,10 @@ pub async fn totals(db: impl PgExecutor<'_>) -> sqlx::Result<Totals> {
     sqlx::query_as(TOTALS).fetch_one(db).await
 }
 
-/// The `$1` rooms with the most messages, most first (ties by id), from the front of
-/// `chat_rooms_by_messages`.
+/// The `$1` rooms with the most messages, most first (ties by id): a top-N sort over the room
+/// rows, the same rows [`TOTALS`] sums. No index serves it on purpose: one on
+/// `last_seq - deleted_count` would make every post's room update a non-HOT one
+/// (`migrations/20261204000001_hot_room_rows.sql`).
 pub const TOP_BY_MESSAGES: &str = r#"
     SELECT r.id, r.name, r.last_seq - r.deleted_count AS messages, r.storage_bytes
     FROM chat_rooms r
