@@ -117,3 +117,13 @@ BEGIN
                v_m.reply_to, v_m.reply_to_seq, v_m.reply_to_user, v_m.reply_excerpt,
                v_m.reply_count, '[]'::json)::chat_write;
 END $$;
+
+-- Deletes written together (`db::messages::DELETE_BATCH`) cannot also empty the quote of a
+-- reply that the same statement makes a tombstone: one statement cannot change a row twice.
+-- The batch calls this when it meets one, so it is undone whole, and the server sends each
+-- of its deletes alone, as `chat_delete` (the write queue's answer to any failed batch).
+CREATE FUNCTION chat_batch_clash() RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'a batch of deletes holds a reply and its original' USING ERRCODE = 'CH409';
+END $$;

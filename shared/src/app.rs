@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::replica::Reader;
-use crate::db::write_queue::{Edits, Posts, Reactions, WriteQueue};
+use crate::db::write_queue::{Deletes, Edits, Posts, Reactions, WriteQueue};
 use crate::http::latency::RouteLatencies;
 use crate::realtime::Hub;
 use crate::storage::Storage;
@@ -26,10 +26,12 @@ pub struct Inner {
     pub storage: Storage,
     pub auth: Authenticator,
     pub hub: Hub,
-    /// Plain posts, edits and reactions written together under load (`db::write_queue`).
+    /// Plain posts, edits, reactions and deletes written together under load
+    /// (`db::write_queue`).
     pub posts: WriteQueue<Posts>,
     pub edits: WriteQueue<Edits>,
     pub reactions: WriteQueue<Reactions>,
+    pub deletes: WriteQueue<Deletes>,
     /// Archive segments read lately, decoded (`archive`).
     pub segments: crate::archive::SegmentCache,
     /// Per-route counts and latencies since start (`GET /api/admin/stats`).
@@ -69,6 +71,8 @@ impl App {
         let posts = WriteQueue::new(db.clone(), config.limits.posts);
         let edits = WriteQueue::new(db.clone(), config.limits.edits);
         let reactions = WriteQueue::new(db.clone(), config.limits.reactions);
+        // Deletes take their tokens from the edits' bucket (`RATE_LIMIT_EDITS`).
+        let deletes = WriteQueue::new(db.clone(), config.limits.edits);
         Ok(Self(Arc::new(Inner {
             config,
             db,
@@ -78,6 +82,7 @@ impl App {
             hub,
             posts,
             edits,
+            deletes,
             reactions,
             segments: Default::default(),
             latencies: Arc::default(),

@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
 use shared::db::messages::{
-    EditOf, PlainPost, ReactionOf, WriteOutcome, edit_batch, post_batch, react_batch,
+    DeleteOf, EditOf, PlainPost, ReactionOf, WriteOutcome, delete_batch, edit_batch, post_batch,
+    react_batch,
 };
 use shared::domain::{Emoji, MessageContent, RoomId};
 use uuid::Uuid;
@@ -727,4 +728,282 @@ async fn writes_queued_behind_a_dropped_request_are_still_written() {
             .await
             .unwrap();
     assert_eq!(queued, 3);
+}
+
+fn delete_of(room: &str, id: Uuid, user: &str) -> DeleteOf {
+    DeleteOf {
+        room: RoomId::parse(room).unwrap(),
+        id,
+        user_email: user.into(),
+    }
+}
+
+async fn post_as(app: &TestApp, who: &str, body: Value) -> Uuid {
+    let response = app.post_message_as(who, "general", &body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    id_of(&response.json().await.unwrap())
+}
+
+async fn http_delete(app: &TestApp, who: &str, id: Uuid) {
+    let gone = app
+        .client
+        .delete(app.url(&format!("/api/rooms/general/messages/{id}")))
+        .bearer_auth(app.token(who))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_delete_batch_decides_each_delete_as_one_delete_alone_would() {
+    let app = TestApp::spawn().await;
+    app.room("general").await; // Alice's
+    let kim = "kim@example.com";
+    let ivan = "ivan@example.com";
+    let mut sent = HashMap::new();
+    for who in [BOB, CAROL, DAVE, FRANK, ivan] {
+        sent.insert(
+            who,
+            post_as(&app, who, json!({"content": format!("by {who}")})).await,
+        );
+    }
+    // Erin replies to Bob twice; Kim sends a file.
+    let replies = [
+        post_as(
+            &app,
+            ERIN,
+            json!({"content": "re 1", "reply_to": sent[BOB]}),
+        )
+        .await,
+        post_as(
+            &app,
+            ERIN,
+            json!({"content": "re 2", "reply_to": sent[BOB]}),
+        )
+        .await,
+    ];
+    let upload = app
+        .presigned(
+            kim,
+            &json!({"room_id": "general", "file_name": "a.txt", "content_type": "text/plain",
+                    "size": 3}),
+        )
+        .await;
+    assert!(app.put_upload(&upload, b"abc").await.status().is_success());
+    let with_file = post_as(
+        &app,
+        kim,
+        json!({"content": "a file", "file_ids": [upload["id"]]}),
+    )
+    .await;
+    let file_key: String =
+        sqlx::query_scalar("SELECT object_key FROM chat_message_files WHERE message_id = $1")
+            .bind(with_file)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    // Frank's message is a tombstone already; Ivan's bucket is empty; Alice has a private
+    // room.
+    http_delete(&app, FRANK, sent[FRANK]).await;
+    let frank_event: i64 = sqlx::query_scalar("SELECT event_id FROM chat_messages WHERE id = $1")
+        .bind(sent[FRANK])
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
+         VALUES ('ivan@example.com', 'edit', 0, now())
+         ON CONFLICT (user_email, action) DO UPDATE SET tokens = 0, updated_at = now()",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let response = app
+        .post_as(
+            ALICE,
+            "/api/rooms",
+            &json!({"id": "secret", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, before) = room_ids(&app, "general").await;
+    let deleted_before: i64 =
+        sqlx::query_scalar("SELECT deleted_count FROM chat_rooms WHERE id = 'general'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+
+    let deletes = [
+        delete_of("general", sent[BOB], BOB),
+        delete_of("general", sent[DAVE], "gina@example.com"),
+        delete_of("general", sent[CAROL], ALICE),
+        delete_of("general", sent[FRANK], FRANK),
+        delete_of("general", Uuid::now_v7(), "hank@example.com"),
+        delete_of("secret", replies[0], "jill@example.com"),
+        delete_of("general", sent[ivan], ivan),
+        delete_of("general", with_file, kim),
+    ];
+    let outcomes = delete_batch(
+        &app.app.db,
+        &deletes,
+        &RateLimit::parse("edit", "30/10s").unwrap(),
+    )
+    .await
+    .unwrap();
+    let codes: Vec<&str> = outcomes.iter().map(|o| o.outcome.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "not_message_author",
+            "ok",
+            "ok",
+            "message_not_found",
+            "room_not_found",
+            "rate_limited",
+            "ok"
+        ]
+    );
+
+    // Bob's tombstone takes the room's next event, his replies' emptied quotes the next two
+    // in seq order; then the owner's delete of Carol's, then Kim's. The tombstone already
+    // there takes none; the refusals take none.
+    let bob = outcomes[0].message.as_ref().unwrap();
+    assert_eq!(bob.event_id, before + 1);
+    assert_eq!((bob.content.as_str(), bob.deleted_at.is_some()), ("", true));
+    assert!(bob.files.0.is_empty() && bob.reactions.0.is_empty() && bob.mine.is_empty());
+    for (reply, event) in replies.iter().zip([before + 2, before + 3]) {
+        let (excerpt, event_id): (String, i64) =
+            sqlx::query_as("SELECT reply_excerpt, event_id FROM chat_messages WHERE id = $1")
+                .bind(reply)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        assert_eq!((excerpt.as_str(), event_id), ("", event));
+    }
+    let carol = outcomes[2].message.as_ref().unwrap();
+    assert_eq!(
+        (carol.event_id, carol.user_email.as_str()),
+        (before + 4, CAROL)
+    );
+    let again = outcomes[3].message.as_ref().unwrap();
+    assert_eq!((again.event_id, again.content.as_str()), (frank_event, ""));
+    assert_eq!(outcomes[3].tokens_left, None);
+    let kims = outcomes[7].message.as_ref().unwrap();
+    assert_eq!(kims.event_id, before + 5);
+    assert_eq!(room_ids(&app, "general").await.1, before + 5);
+    let deleted_after: i64 =
+        sqlx::query_scalar("SELECT deleted_count FROM chat_rooms WHERE id = 'general'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(deleted_after, deleted_before + 3);
+
+    // Kim's file is gone from the message and queued for storage, and named in the answer.
+    assert_eq!(
+        outcomes[7].trashed.as_deref(),
+        Some(&[file_key.clone()][..])
+    );
+    assert_eq!(outcomes[0].trashed.as_deref(), Some(&[][..]));
+    let (files, trash): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM chat_message_files WHERE message_id = $1),
+                (SELECT count(*) FROM chat_object_trash WHERE object_key = $2)",
+    )
+    .bind(with_file)
+    .bind(&file_key)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((files, trash), (0, 1));
+
+    // Refusals cost no token; the tombstone deleted again neither; Ivan's says when to retry.
+    assert_eq!(tokens(&app, "gina@example.com").await, None);
+    assert_eq!(tokens(&app, "hank@example.com").await, None);
+    assert_eq!(outcomes[0].tokens_left, Some(29.0));
+    assert!(outcomes[6].tokens_before.unwrap() < 1.0);
+
+    // What the batch answered is what the list route serves.
+    let listed: Value = app.list_messages("general", "").await.json().await.unwrap();
+    let listed_bob = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == bob.id.to_string())
+        .unwrap();
+    assert_eq!(listed_bob["content"], "");
+    assert_eq!(listed_bob["event_id"], bob.event_id);
+    assert!(listed_bob["deleted_at"].is_string());
+}
+
+/// One statement cannot change a row twice, so a batch holding a reply and its original is
+/// undone whole; the queue then sends each delete alone, and both are done.
+#[tokio::test]
+async fn a_reply_and_its_original_deleted_together_are_each_written_alone() {
+    let app = TestApp::spawn().await;
+    app.room("general").await;
+    let original = post_as(&app, BOB, json!({"content": "original"})).await;
+    let reply = post_as(
+        &app,
+        CAROL,
+        json!({"content": "reply", "reply_to": original}),
+    )
+    .await;
+    let other = post_as(&app, DAVE, json!({"content": "other"})).await;
+    let (_, before) = room_ids(&app, "general").await;
+    let limit = RateLimit::parse("edit", "30/10s").unwrap();
+    let both = [
+        delete_of("general", original, BOB),
+        delete_of("general", reply, CAROL),
+    ];
+    let err = delete_batch(&app.app.db, &both, &limit).await.unwrap_err();
+    assert!(format!("{err}").contains("reply and its original"), "{err}");
+    assert_eq!(
+        room_ids(&app, "general").await.1,
+        before,
+        "the batch wrote nothing"
+    );
+
+    // Through the queue: Dave's delete waits on the room's row, so the other two queue
+    // behind it and go out as one batch.
+    let mut holder = app.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM chat_rooms WHERE id = 'general' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let first = tokio::spawn({
+        let queue = app.app.deletes.clone();
+        let d = delete_of("general", other, DAVE);
+        async move { queue.write(d).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let queued: Vec<_> = both
+        .iter()
+        .cloned()
+        .map(|d| {
+            let queue = app.app.deletes.clone();
+            tokio::spawn(async move { queue.write(d).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    holder.rollback().await.unwrap();
+    assert_eq!(first.await.unwrap().unwrap().outcome, "ok");
+    for write in queued {
+        assert_eq!(write.await.unwrap().unwrap().outcome, "ok");
+    }
+    assert!(app.app.deletes.stats().batches >= 1);
+    let (deleted, excerpt): (bool, String) = sqlx::query_as(
+        "SELECT deleted_at IS NOT NULL, reply_excerpt FROM chat_messages WHERE id = $1",
+    )
+    .bind(reply)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((deleted, excerpt.as_str()), (true, ""));
+    // Dave's, Bob's and Carol's tombstones, and the reply's emptied quote if Bob's came first.
+    let last = room_ids(&app, "general").await.1;
+    assert!(
+        last == before + 3 || last == before + 4,
+        "{before} -> {last}"
+    );
 }

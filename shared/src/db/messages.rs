@@ -1109,6 +1109,220 @@ pub async fn delete(
         .await
 }
 
+/// Several deletes in ONE statement: what [`crate::db::write_queue`] sends when deletes
+/// wait their turn, at most one per author and one per message. Each is decided as
+/// `chat_delete` decides it alone, in the same order of checks, and takes its locks in the
+/// same order (the message, the bucket, its replies, the room):
+///
+/// * `seen`: the rooms each deleter may see, with their owners (no lock); `target`: the
+///   messages, locked in id order; `decided`: `room_not_found`, `message_not_found`,
+///   `not_message_author`, or `again` (a tombstone), which answers the message as it is with
+///   no token and no event;
+/// * `took`: a token from each remaining deleter's bucket, in author order; `going`: the
+///   deletes that took one;
+/// * `replies`: the replies whose quotes are emptied, locked in id order; a reply that the
+///   batch also deletes is one row changed twice, so `chat_batch_clash()` undoes the batch
+///   (the queue then sends each delete alone);
+/// * `locked`: the rooms' rows in id order, after the replies; `placed`: each delete's first
+///   event id in its room, in the batch's order (the tombstone, then its replies in seq
+///   order, as `chat_delete` gives them); `bumped`: each room's events and tombstones;
+/// * `tombstoned`, `requoted`, `unreacted`, `gone` and `queued`: the tombstones, the emptied
+///   quotes, the reactions, the files and their objects queued in the trash; `notified`:
+///   each room's newest event.
+///
+/// The answer is one `chat_write` per delete, in the arrays' order: the tombstone as
+/// `chat_delete` answers it, with `trashed`, the object keys to delete from storage.
+pub const DELETE_BATCH: &str = r#"
+    WITH item AS (
+        SELECT t.i, t.room, t.id, t.usr
+        FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS t(room, id, usr, i)
+    ),
+    seen AS (
+        SELECT item.i, r.created_by AS owner FROM item JOIN chat_rooms r ON r.id = item.room
+        WHERE r.visibility = 'public' OR r.created_by = item.usr
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = r.id AND mm.user_email = item.usr)
+    ),
+    target AS (
+        SELECT m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email, m.content,
+               m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reactions, m.reply_to,
+               m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count
+        FROM chat_messages m
+        WHERE m.id IN (SELECT item.id FROM item JOIN seen ON seen.i = item.i)
+        ORDER BY m.id
+        FOR UPDATE
+    ),
+    decided AS (
+        SELECT item.i, item.room, item.id, item.usr,
+               CASE WHEN s.i IS NULL THEN 'room_not_found'
+                    WHEN t.id IS NULL OR t.room_id <> item.room THEN 'message_not_found'
+                    WHEN t.user_email <> item.usr AND s.owner <> item.usr THEN 'not_message_author'
+                    WHEN t.deleted_at IS NOT NULL THEN 'again'
+               END AS refused
+        FROM item LEFT JOIN seen s ON s.i = item.i LEFT JOIN target t ON t.id = item.id
+    ),
+    took AS (
+        INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+        SELECT d.usr, $4, $5 - 1, now() FROM decided d WHERE d.refused IS NULL ORDER BY d.usr
+        ON CONFLICT (user_email, action) DO UPDATE
+        SET tokens = LEAST($5, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $6) - 1,
+            updated_at = GREATEST(now(), b.updated_at)
+        WHERE LEAST($5, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $6) >= 1
+        RETURNING b.user_email, b.tokens
+    ),
+    going AS (
+        SELECT d.i, d.room, d.id FROM decided d JOIN took ON took.user_email = d.usr
+        WHERE d.refused IS NULL
+    ),
+    replies AS (
+        SELECT m.id, m.reply_to, m.seq FROM chat_messages m
+        WHERE m.reply_to IN (SELECT going.id FROM going) AND m.reply_excerpt <> ''
+        ORDER BY m.id
+        FOR UPDATE
+    ),
+    locked AS (
+        SELECT r.id FROM chat_rooms r
+        WHERE r.id IN (SELECT going.room FROM going)
+          AND (SELECT count(*) FROM replies) >= 0
+          AND NOT EXISTS (SELECT 1 FROM replies rp JOIN going g ON g.id = rp.id
+                          WHERE chat_batch_clash())
+        ORDER BY r.id
+        FOR NO KEY UPDATE
+    ),
+    ok AS (
+        SELECT g.i, g.room, g.id, 1 + count(rp.id) AS n
+        FROM going g JOIN locked l ON l.id = g.room LEFT JOIN replies rp ON rp.reply_to = g.id
+        GROUP BY g.i, g.room, g.id
+    ),
+    placed AS (
+        SELECT ok.i, ok.room, ok.id,
+               sum(ok.n) OVER (PARTITION BY ok.room ORDER BY ok.i) - ok.n AS off
+        FROM ok
+    ),
+    bumped AS (
+        UPDATE chat_rooms r
+        SET last_event = r.last_event + s.n, deleted_count = r.deleted_count + s.k
+        FROM (SELECT ok.room, sum(ok.n) AS n, count(*) AS k FROM ok GROUP BY ok.room) s
+        WHERE r.id = s.room
+        RETURNING r.id, r.last_event - s.n AS event0, r.last_event
+    ),
+    tombstoned AS (
+        UPDATE chat_messages m
+        SET content = '', reactions = '[]', deleted_at = now(), event_id = b.event0 + p.off + 1
+        FROM placed p JOIN bumped b ON b.id = p.room
+        WHERE m.id = p.id
+        RETURNING p.i, m.id, m.room_id, m.seq, m.event_id, m.created_event, m.user_email,
+                  m.content, m.client_id, m.created_at, m.edited_at, m.deleted_at, m.reply_to,
+                  m.reply_to_seq, m.reply_to_user, m.reply_excerpt, m.reply_count
+    ),
+    requoted AS (
+        UPDATE chat_messages m
+        SET reply_excerpt = '', event_id = b.event0 + p.off + 1 + q.k
+        FROM (SELECT rp.id, rp.reply_to,
+                     row_number() OVER (PARTITION BY rp.reply_to ORDER BY rp.seq) AS k
+              FROM replies rp) q
+        JOIN placed p ON p.id = q.reply_to JOIN bumped b ON b.id = p.room
+        WHERE m.id = q.id
+    ),
+    unreacted AS (
+        DELETE FROM chat_message_reactions x USING ok WHERE x.message_id = ok.id
+    ),
+    gone AS (
+        DELETE FROM chat_message_files f USING ok WHERE f.message_id = ok.id
+        RETURNING f.message_id, f.object_key
+    ),
+    queued AS (
+        INSERT INTO chat_object_trash (object_key) SELECT gone.object_key FROM gone
+        ON CONFLICT (object_key) DO NOTHING
+    ),
+    notified AS (
+        SELECT count(pg_notify('chat_messages', b.id || ':' || b.last_event)) AS n FROM bumped b
+    )
+    SELECT CASE WHEN w.i IS NOT NULL OR d.refused = 'again' THEN 'ok'
+                WHEN d.refused IS NOT NULL THEN d.refused
+                WHEN took.user_email IS NULL THEN 'rate_limited'
+                ELSE 'room_not_found' END AS outcome,
+           CASE WHEN w.i IS NOT NULL THEN took.tokens END AS tokens_left,
+           CASE WHEN took.user_email IS NULL AND d.refused IS NULL THEN COALESCE(
+               (SELECT LEAST($5, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * $6)
+                FROM chat_rate_limits b WHERE b.user_email = d.usr AND b.action = $4), 0)
+           END AS tokens_before,
+           CASE WHEN w.i IS NOT NULL THEN
+               COALESCE((SELECT array_agg(g.object_key) FROM gone g WHERE g.message_id = w.id), '{}')
+           END AS trashed,
+           COALESCE(w.id, t.id) AS id, COALESCE(w.room_id, t.room_id) AS room_id,
+           COALESCE(w.seq, t.seq) AS seq, COALESCE(w.event_id, t.event_id) AS event_id,
+           COALESCE(w.created_event, t.created_event) AS created_event,
+           COALESCE(w.user_email, t.user_email) AS user_email,
+           COALESCE(w.content, t.content) AS content, COALESCE(w.client_id, t.client_id) AS client_id,
+           COALESCE(w.created_at, t.created_at) AS created_at,
+           COALESCE(w.edited_at, t.edited_at) AS edited_at,
+           COALESCE(w.deleted_at, t.deleted_at) AS deleted_at,
+           CASE WHEN w.i IS NOT NULL THEN '[]'::jsonb ELSE t.reactions END AS reactions,
+           CASE WHEN w.i IS NOT NULL OR t.reactions = '[]' THEN '{}'::text[]
+                WHEN t.id IS NOT NULL THEN
+                    ARRAY(SELECT x.emoji FROM chat_message_reactions x
+                          WHERE x.message_id = t.id AND x.user_email = d.usr
+                          ORDER BY x.created_at) END AS mine,
+           COALESCE(w.reply_to, t.reply_to) AS reply_to,
+           COALESCE(w.reply_to_seq, t.reply_to_seq) AS reply_to_seq,
+           COALESCE(w.reply_to_user, t.reply_to_user) AS reply_to_user,
+           COALESCE(w.reply_excerpt, t.reply_excerpt) AS reply_excerpt,
+           COALESCE(w.reply_count, t.reply_count) AS reply_count,
+           CASE WHEN w.i IS NOT NULL THEN '[]'::json
+                WHEN t.id IS NOT NULL THEN
+                    (SELECT COALESCE(json_agg(json_build_object(
+                                'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                                'content_type', f.content_type, 'size', f.size,
+                                'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                                'placeholder', f.placeholder, 'served', f.served,
+                                'served_size', f.served_size) ORDER BY f.id), '[]'::json)
+                     FROM chat_message_files f WHERE f.message_id = t.id) END AS files
+    FROM decided d
+    CROSS JOIN notified
+    LEFT JOIN took ON took.user_email = d.usr AND d.refused IS NULL
+    LEFT JOIN tombstoned w ON w.i = d.i
+    LEFT JOIN target t ON t.id = d.id AND d.refused = 'again'
+    ORDER BY d.i
+"#;
+
+/// A delete waiting in the queue.
+#[derive(Debug, Clone)]
+pub struct DeleteOf {
+    pub room: RoomId,
+    pub id: Uuid,
+    pub user_email: String,
+}
+
+/// Sends `deletes` (at most one per author and one per message) as one [`DELETE_BATCH`];
+/// the outcomes come back in `deletes`' order. A batch holding a reply and its original
+/// fails whole (`CH409`, nothing written).
+pub async fn delete_batch(
+    db: impl PgExecutor<'_>,
+    deletes: &[DeleteOf],
+    limit: &RateLimit,
+) -> sqlx::Result<Vec<WriteOutcome>> {
+    distinct_authors(deletes.iter().map(|d| d.user_email.as_str()))?;
+    let ids: Vec<Uuid> = deletes.iter().map(|d| d.id).collect();
+    if (0..ids.len()).any(|i| ids[..i].contains(&ids[i])) {
+        return Err(sqlx::Error::Protocol(
+            "a batch of deletes names one message twice".into(),
+        ));
+    }
+    let rooms: Vec<&str> = deletes.iter().map(|d| d.room.as_str()).collect();
+    let users: Vec<&str> = deletes.iter().map(|d| d.user_email.as_str()).collect();
+    let outcomes: Vec<WriteOutcome> = sqlx::query_as(DELETE_BATCH)
+        .bind(rooms)
+        .bind(ids)
+        .bind(users)
+        .bind(limit.action)
+        .bind(limit.capacity())
+        .bind(limit.refill_per_sec())
+        .fetch_all(db)
+        .await?;
+    answered_all(deletes.len(), outcomes)
+}
+
 /// Adds or removes the user's reaction (`chat_react`), idempotently.
 pub const REACT: &str = r#"
     SELECT * FROM chat_react($1, $2, $3, $4, $5, $6, $7, $8, $9)

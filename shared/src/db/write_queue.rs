@@ -1,16 +1,16 @@
 //! Writes to the log that arrive while others are being written wait here and go to
 //! Postgres together: one statement for the lot, the way a database group-commits. Plain
-//! posts ([`POST_BATCH`]), edits ([`EDIT_BATCH`]) and reaction changes ([`REACT_BATCH`])
-//! are written this way.
+//! posts ([`POST_BATCH`]), edits ([`EDIT_BATCH`]), reaction changes ([`REACT_BATCH`]) and
+//! deletes ([`DELETE_BATCH`]) are written this way.
 //!
 //! One process serves many concurrent requests (Fluid compute), so under load many writes
 //! are in flight at once. Written one by one, each pays a round trip, a transaction, a
 //! statement's setup and a plpgsql call; written together they pay those once
 //! (BENCHMARKS.md, "Writes written together"). Nothing waits for company: a write that finds
 //! nothing waiting and fewer than [`MAX_IN_FLIGHT`] writes in flight is sent at once, alone,
-//! through its plpgsql function (`chat_post`, `chat_edit`, `chat_react`), from the request's
-//! own task: no task is spawned and no thread woken for it, which is what a write costs when
-//! the process is not busy. Writes that arrive meanwhile queue, and the next batch takes
+//! through its plpgsql function (`chat_post`, `chat_edit`, `chat_react`,
+//! `chat_delete`), from the request's own task: no task is spawned and no thread woken for
+//! it, which is what a write costs when the process is not busy. Writes that arrive meanwhile queue, and the next batch takes
 //! them all (up to [`MAX_BATCH`], one per author: a bucket is touched once per statement,
 //! and an author's edits of one message never meet in one). At most [`MAX_IN_FLIGHT`]
 //! writes or batches of a kind are in flight at a time.
@@ -22,6 +22,7 @@
 //! [`POST_BATCH`]: crate::db::messages::POST_BATCH
 //! [`EDIT_BATCH`]: crate::db::messages::EDIT_BATCH
 //! [`REACT_BATCH`]: crate::db::messages::REACT_BATCH
+//! [`DELETE_BATCH`]: crate::db::messages::DELETE_BATCH
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -32,7 +33,9 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 
 use crate::db::limits::RateLimit;
-use crate::db::messages::{self, EditOf, NewMessage, PlainPost, ReactionOf, WriteOutcome};
+use crate::db::messages::{
+    self, DeleteOf, EditOf, NewMessage, PlainPost, ReactionOf, WriteOutcome,
+};
 use crate::domain::FileIds;
 
 /// The most writes one statement carries.
@@ -159,6 +162,34 @@ impl Batched for Reactions {
 
     async fn alone(db: &PgPool, r: &ReactionOf, limit: &RateLimit) -> sqlx::Result<WriteOutcome> {
         messages::react(db, &r.room, r.id, &r.user_email, &r.emoji, r.add, limit).await
+    }
+}
+
+/// Deletes: [`messages::delete_batch`], or `chat_delete` alone. Two deletes of one message
+/// never share a statement.
+pub struct Deletes;
+
+impl Batched for Deletes {
+    type Item = DeleteOf;
+
+    fn author(item: &DeleteOf) -> &str {
+        &item.user_email
+    }
+
+    fn collide(a: &DeleteOf, b: &DeleteOf) -> bool {
+        a.id == b.id
+    }
+
+    fn batch(
+        db: &PgPool,
+        items: &[DeleteOf],
+        limit: &RateLimit,
+    ) -> impl Future<Output = sqlx::Result<Vec<WriteOutcome>>> + Send {
+        messages::delete_batch(db, items, limit)
+    }
+
+    async fn alone(db: &PgPool, d: &DeleteOf, limit: &RateLimit) -> sqlx::Result<WriteOutcome> {
+        messages::delete(db, &d.room, d.id, &d.user_email, limit).await
     }
 }
 

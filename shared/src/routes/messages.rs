@@ -10,7 +10,9 @@ use crate::App;
 use crate::archive;
 use crate::db;
 use crate::db::limits::{Quota, RateLimit};
-use crate::db::messages::{CLIENT_ID_KEY, EditOf, MessageRow, NewMessage, PlainPost, WriteOutcome};
+use crate::db::messages::{
+    CLIENT_ID_KEY, DeleteOf, EditOf, MessageRow, NewMessage, PlainPost, WriteOutcome,
+};
 use crate::db::uploads::UploadRow;
 use crate::domain::{ClientId, Cursor, FileIds, MessageContent, Page, PageLimit, RoomId, User};
 use crate::http::error::apply_quota;
@@ -314,9 +316,14 @@ pub async fn delete(
     Authed(user): Authed,
 ) -> Result<Response<Body>, ApiError> {
     let limit = &app.config.limits.edits;
-    let mut outcome = db::messages::delete(&app.db, &room, id, &user.email, limit).await?;
-    if brought_back(&app, &outcome, &room, id, &user.email).await? {
-        outcome = db::messages::delete(&app.db, &room, id, &user.email, limit).await?;
+    let delete = DeleteOf {
+        room,
+        id,
+        user_email: user.email,
+    };
+    let mut outcome = app.deletes.write(delete.clone()).await?;
+    if brought_back(&app, &outcome, &delete.room, id, &delete.user_email).await? {
+        outcome = app.deletes.write(delete).await?;
     }
     let trashed = outcome.trashed.take().unwrap_or_default();
     let written = written(outcome, limit)?;
