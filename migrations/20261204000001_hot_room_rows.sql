@@ -127,3 +127,126 @@ LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'a batch of deletes holds a reply and its original' USING ERRCODE = 'CH409';
 END $$;
+
+-- A post moves its author's read mark, and the mark's `updated_at` is indexed
+-- (`chat_read_marks_user_updated`: the stream hub's "whose marks moved lately"), so every
+-- post's mark update was a non-HOT one too. The hub re-reads every mark stamped in its last
+-- 10 s (`realtime::MARK_WINDOW`) and tells each seq it has not told, so a mark stamped in the
+-- last 2 s need not be stamped again for the move to be told: it keeps its stamp, and an
+-- author posting again within 2 s moves their mark with a HOT update. A move is still seen
+-- for at least 8 s, eight of the hub's ticks. `PUT /read` stamps every move, as before.
+-- `chat_post`, as in `20261201000002_log_writes.sql`, with that one change (and
+-- `POST_BATCH`, `db::messages`, the same).
+CREATE OR REPLACE FUNCTION chat_post(p_room text, p_id uuid, p_user text, p_content text, p_client_id uuid,
+                          p_files uuid[], p_reply_to uuid,
+                          p_action text, p_capacity float8, p_refill float8)
+RETURNS chat_write LANGUAGE plpgsql AS $$
+DECLARE
+    v_tokens_left float8;
+    v_tokens_before float8;
+    v_parent_seq bigint;
+    v_parent_user text;
+    v_parent_excerpt text;
+    v_parent_deleted timestamptz;
+    v_seq bigint;
+    v_event bigint;
+    v_created timestamptz;
+    v_attached bigint;
+    v_files json := '[]';
+BEGIN
+    IF p_reply_to IS NOT NULL THEN
+        -- The original is checked (and locked) only in a room the author may see, so a
+        -- hidden room's message ids are not probed.
+        IF chat_visible_owner(p_room, p_user) IS NULL THEN
+            RETURN chat_write_outcome('room_not_found');
+        END IF;
+        SELECT m.seq, m.user_email, left(m.content, 100), m.deleted_at
+        INTO v_parent_seq, v_parent_user, v_parent_excerpt, v_parent_deleted
+        FROM chat_messages m WHERE m.id = p_reply_to AND m.room_id = p_room
+        FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN chat_write_outcome('reply_to_invalid');
+        ELSIF v_parent_deleted IS NOT NULL THEN
+            RETURN chat_write_outcome('message_deleted');
+        END IF;
+    END IF;
+
+    -- A token from the author's bucket (`chat_take_token`, inline).
+    INSERT INTO chat_rate_limits AS b (user_email, action, tokens, updated_at)
+    VALUES (p_user, p_action, p_capacity - 1, now())
+    ON CONFLICT (user_email, action) DO UPDATE
+    SET tokens = LEAST(p_capacity, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * p_refill) - 1,
+        updated_at = GREATEST(now(), b.updated_at)
+    WHERE LEAST(p_capacity, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * p_refill) >= 1
+    RETURNING b.tokens INTO v_tokens_left;
+    IF v_tokens_left IS NULL THEN
+        SELECT LEAST(p_capacity, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)) * p_refill)
+        INTO v_tokens_before
+        FROM chat_rate_limits b WHERE b.user_email = p_user AND b.action = p_action;
+        RETURN chat_write_outcome('rate_limited', v_tokens_before);
+    END IF;
+
+    -- A reply also changes its original (`reply_count`): two events.
+    UPDATE chat_rooms r
+    SET last_seq = r.last_seq + 1,
+        last_event = r.last_event + CASE WHEN p_reply_to IS NULL THEN 1 ELSE 2 END
+    WHERE r.id = p_room
+      AND (r.visibility = 'public' OR r.created_by = p_user
+           OR EXISTS (SELECT 1 FROM chat_room_members mm
+                      WHERE mm.room_id = r.id AND mm.user_email = p_user))
+    RETURNING r.last_seq, r.last_event INTO v_seq, v_event;
+    IF NOT FOUND THEN
+        RETURN chat_write_outcome('room_not_found');
+    END IF;
+
+    IF p_reply_to IS NOT NULL THEN
+        UPDATE chat_messages m SET reply_count = m.reply_count + 1, event_id = v_event - 1
+        WHERE m.id = p_reply_to;
+    END IF;
+
+    INSERT INTO chat_messages (id, room_id, seq, event_id, created_event, user_email, content,
+                               client_id, reply_to, reply_to_seq, reply_to_user, reply_excerpt)
+    VALUES (p_id, p_room, v_seq, v_event, v_event, p_user, p_content, p_client_id, p_reply_to,
+            v_parent_seq, v_parent_user, v_parent_excerpt)
+    RETURNING created_at INTO v_created;
+
+    IF cardinality(p_files) > 0 THEN
+        WITH moved AS (
+            DELETE FROM chat_uploads u
+            WHERE u.id = ANY(p_files) AND u.room_id = p_room AND u.user_email = p_user
+            RETURNING u.id, u.object_key, u.file_name, u.content_type, u.size
+        )
+        INSERT INTO chat_message_files (id, message_id, object_key, file_name, content_type, size)
+        SELECT moved.id, p_id, 'attached/' || moved.object_key, moved.file_name, moved.content_type,
+               moved.size
+        FROM moved;
+        GET DIAGNOSTICS v_attached = ROW_COUNT;
+        IF v_attached <> cardinality(p_files) THEN
+            -- An upload was attached by a concurrent send: this one fails whole.
+            RAISE EXCEPTION 'invalid_upload' USING ERRCODE = 'CH400';
+        END IF;
+        SELECT COALESCE(json_agg(json_build_object(
+                   'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
+                   'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+        INTO v_files
+        FROM chat_message_files f WHERE f.message_id = p_id;
+    END IF;
+
+    -- The author has read their own message. A mark stamped in the last 2 s keeps its
+    -- stamp (see above).
+    INSERT INTO chat_read_marks AS k (room_id, user_email, last_read_seq)
+    VALUES (p_room, p_user, v_seq)
+    ON CONFLICT (room_id, user_email) DO UPDATE
+    SET last_read_seq = EXCLUDED.last_read_seq,
+        updated_at = CASE WHEN k.updated_at > now() - interval '2 seconds' THEN k.updated_at
+                          ELSE now() END
+    WHERE k.last_read_seq < EXCLUDED.last_read_seq;
+
+    PERFORM pg_notify('chat_messages', p_room || ':' || v_event);
+    -- The message as written: a new one has no reactions (so none of the author's), no
+    -- replies, no edit and no tombstone.
+    RETURN ROW('ok', v_tokens_left, NULL, NULL,
+               p_id, p_room, v_seq, v_event, v_event, p_user, p_content, p_client_id, v_created,
+               NULL, NULL, '[]'::jsonb, '{}'::text[],
+               p_reply_to, v_parent_seq, v_parent_user, v_parent_excerpt, 0, v_files)::chat_write;
+END $$;

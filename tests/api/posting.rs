@@ -211,9 +211,10 @@ async fn sixteen_concurrent_writers_get_gapless_distinct_seqs() {
 /// update must be HOT, a new version on the same page with no new index entry: an index on a
 /// column a post changes would make each post write an entry in every room index, and each
 /// lookup of a busy room walk its dead versions
-/// (`migrations/20261204000001_hot_room_rows.sql`).
+/// (`migrations/20261204000001_hot_room_rows.sql`). So must the author's read mark be,
+/// when they post again within 2 s.
 #[tokio::test]
-async fn posts_update_their_rooms_row_without_new_index_entries() {
+async fn posts_update_their_rooms_row_and_read_mark_without_new_index_entries() {
     let app = TestApp::spawn().await;
     app.room("general").await;
     for i in 0..20 {
@@ -223,14 +224,21 @@ async fn posts_update_their_rooms_row_without_new_index_entries() {
     // second of going idle.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let (updated, hot): (i64, i64) = sqlx::query_as(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'chat_rooms'",
+        let (updated, hot, marks, hot_marks): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT r.n_tup_upd, r.n_tup_hot_upd, k.n_tup_upd, k.n_tup_hot_upd
+             FROM pg_stat_user_tables r, pg_stat_user_tables k
+             WHERE r.relname = 'chat_rooms' AND k.relname = 'chat_read_marks'",
         )
         .fetch_one(&app.db)
         .await
         .unwrap();
-        if updated >= 20 {
+        if updated >= 20 && marks >= 19 {
             assert_eq!(hot, updated, "room row updates that were not HOT");
+            // The first post made the mark; one posted more than 2 s after it stamps it again.
+            assert!(
+                hot_marks + 2 >= marks,
+                "{hot_marks} of {marks} mark updates HOT"
+            );
             break;
         }
         assert!(

@@ -764,7 +764,9 @@ pub async fn post(
 /// * `bumped`: each room takes its next `n` seqs and event ids, and its posts get them in
 ///   the batch's order, so seqs stay gapless and commit order is event-id order;
 /// * `written`, `marked`: the messages, then the authors' read marks in (room, author)
-///   order; `notified`: each room's newest event is `pg_notify`d (delivered at commit).
+///   order (a mark stamped in the last 2 s keeps its stamp, as in `chat_post`:
+///   `migrations/20261204000001_hot_room_rows.sql`); `notified`: each room's newest event is
+///   `pg_notify`d (delivered at commit).
 ///
 /// Locks are taken buckets → rooms → read marks, the order `chat_post` takes them in, so
 /// batches and single writes never wait on each other in a cycle. A repeated `client_id`
@@ -820,7 +822,9 @@ pub const POST_BATCH: &str = r#"
         SELECT w.room_id, w.user_email, max(w.seq) FROM written w
         GROUP BY w.room_id, w.user_email ORDER BY w.room_id, w.user_email
         ON CONFLICT (room_id, user_email) DO UPDATE
-        SET last_read_seq = EXCLUDED.last_read_seq, updated_at = now()
+        SET last_read_seq = EXCLUDED.last_read_seq,
+            updated_at = CASE WHEN k.updated_at > now() - interval '2 seconds' THEN k.updated_at
+                              ELSE now() END
         WHERE k.last_read_seq < EXCLUDED.last_read_seq
     ),
     notified AS (

@@ -45,7 +45,9 @@ const ROOM_BUFFER: usize = 1024;
 pub(crate) const PAGE: i64 = 500;
 /// How far back each tick re-reads moved read marks: a mark committed late (its
 /// `updated_at` is its transaction's start) or stamped by a clock a little behind is still
-/// seen. Marks already told are skipped.
+/// seen. Marks already told are skipped. A post leaves a mark stamped in the last 2 s with
+/// its stamp (`chat_post`, `POST_BATCH`: the update stays HOT), so its move is re-read for
+/// at least 8 s of this window.
 const MARK_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 /// A user sends at most one typing event per room in this time; more are dropped, by the
 /// instance that takes the request and again by each instance that delivers it.
