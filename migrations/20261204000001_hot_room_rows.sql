@@ -136,7 +136,8 @@ END $$;
 -- author posting again within 2 s moves their mark with a HOT update. A move is still seen
 -- for at least 8 s, eight of the hub's ticks. `PUT /read` stamps every move, as before.
 -- `chat_post`, as in `20261201000002_log_writes.sql`, with that one change (and
--- `POST_BATCH`, `db::messages`, the same).
+-- `POST_BATCH`, `db::messages`, the same); its answer's files name every field of a file
+-- view, as `chat_write_message` has since `20261202000001_file_processing.sql`.
 CREATE OR REPLACE FUNCTION chat_post(p_room text, p_id uuid, p_user text, p_content text, p_client_id uuid,
                           p_files uuid[], p_reply_to uuid,
                           p_action text, p_capacity float8, p_refill float8)
@@ -227,7 +228,10 @@ BEGIN
         END IF;
         SELECT COALESCE(json_agg(json_build_object(
                    'id', f.id, 'object_key', f.object_key, 'file_name', f.file_name,
-                   'content_type', f.content_type, 'size', f.size) ORDER BY f.id), '[]'::json)
+                   'content_type', f.content_type, 'size', f.size,
+                   'width', f.width, 'height', f.height, 'thumbnail_key', f.thumbnail_key,
+                   'placeholder', f.placeholder, 'served', f.served,
+                   'served_size', f.served_size) ORDER BY f.id), '[]'::json)
         INTO v_files
         FROM chat_message_files f WHERE f.message_id = p_id;
     END IF;
