@@ -39,6 +39,32 @@ async fn room_ids(app: &TestApp, room: &str) -> (i64, i64) {
         .unwrap()
 }
 
+/// Empties `user`'s `action` bucket.
+async fn empty_bucket(app: &TestApp, user: &str, action: &str) {
+    sqlx::query(
+        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
+         VALUES ($1, $2, 0, now())
+         ON CONFLICT (user_email, action) DO UPDATE SET tokens = 0, updated_at = now()",
+    )
+    .bind(user)
+    .bind(action)
+    .execute(&app.db)
+    .await
+    .unwrap();
+}
+
+/// A private room of Alice's, `secret`, where everyone else is nobody.
+async fn secret_room(app: &TestApp) {
+    let response = app
+        .post_as(
+            ALICE,
+            "/api/rooms",
+            &json!({"id": "secret", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
 fn limit() -> RateLimit {
     RateLimit::parse("post", "30/10s").unwrap()
 }
@@ -49,23 +75,9 @@ async fn a_batch_decides_each_post_as_one_post_alone_would() {
     app.room("general").await;
     app.send("general", "before").await; // seq 1, event 1
     // A private room of Alice's, where Dave is nobody.
-    let response = app
-        .post_as(
-            ALICE,
-            "/api/rooms",
-            &json!({"id": "secret", "visibility": "private"}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    secret_room(&app).await;
     // Erin's bucket is empty.
-    sqlx::query(
-        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
-         VALUES ($1, 'post', 0, now())",
-    )
-    .bind(ERIN)
-    .execute(&app.db)
-    .await
-    .unwrap();
+    empty_bucket(&app, ERIN, "post").await;
 
     let client_id = Uuid::new_v4();
     let posts = [
@@ -330,22 +342,8 @@ async fn an_edit_batch_decides_each_edit_as_one_edit_alone_would() {
         .await
         .unwrap();
     assert_eq!(gone.status(), StatusCode::OK);
-    sqlx::query(
-        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
-         VALUES ('ivan@example.com', 'edit', 0, now())
-         ON CONFLICT (user_email, action) DO UPDATE SET tokens = 0, updated_at = now()",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    let response = app
-        .post_as(
-            ALICE,
-            "/api/rooms",
-            &json!({"id": "secret", "visibility": "private"}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    empty_bucket(&app, "ivan@example.com", "edit").await;
+    secret_room(&app).await;
     let (_, before) = room_ids(&app, "general").await;
 
     let edits = [
@@ -524,21 +522,8 @@ async fn a_reaction_batch_decides_each_change_as_one_change_alone_would() {
     .execute(&app.db)
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
-         VALUES ('ivan@example.com', 'react', 0, now())",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    let response = app
-        .post_as(
-            ALICE,
-            "/api/rooms",
-            &json!({"id": "secret", "visibility": "private"}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    empty_bucket(&app, "ivan@example.com", "react").await;
+    secret_room(&app).await;
     let (_, before) = room_ids(&app, "general").await;
     let limit = RateLimit::parse("react", "60/10s").unwrap();
 
@@ -811,22 +796,8 @@ async fn a_delete_batch_decides_each_delete_as_one_delete_alone_would() {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO chat_rate_limits (user_email, action, tokens, updated_at)
-         VALUES ('ivan@example.com', 'edit', 0, now())
-         ON CONFLICT (user_email, action) DO UPDATE SET tokens = 0, updated_at = now()",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
-    let response = app
-        .post_as(
-            ALICE,
-            "/api/rooms",
-            &json!({"id": "secret", "visibility": "private"}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    empty_bucket(&app, "ivan@example.com", "edit").await;
+    secret_room(&app).await;
     let (_, before) = room_ids(&app, "general").await;
     let deleted_before: i64 =
         sqlx::query_scalar("SELECT deleted_count FROM chat_rooms WHERE id = 'general'")
