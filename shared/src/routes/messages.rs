@@ -221,9 +221,12 @@ pub async fn post(
         }
         Err(err) => return Err(err),
     };
-    // Attached: the copies are what is served; the staging objects are not read again.
-    let staging = uploads.into_iter().map(|u| u.object_key).collect();
-    background.spawn(app.storage.clone().delete_staging(staging));
+    // Attached: the copies are what is served; the staging objects are not read again. A
+    // post without files spawns nothing.
+    let staging: Vec<String> = uploads.into_iter().map(|u| u.object_key).collect();
+    if !staging.is_empty() {
+        background.spawn(app.storage.clone().delete_staging(staging));
+    }
     // Images are processed after the answer (`processing: true` until then).
     if row
         .files
