@@ -11,13 +11,14 @@ use self::jwks::KeyCache;
 use crate::config::AuthConfig;
 use crate::domain::{Email, User};
 
-/// Verifies tokens; built once per process (the JWKS cache lives here).
+/// Verifies tokens; built once per process (the JWKS cache lives here, and the rules each
+/// algorithm's tokens are checked by).
 pub struct Authenticator {
     hs256: Option<DecodingKey>,
     jwks: Option<KeyCache>,
     email_claim: String,
-    issuer: Option<String>,
-    audience: Option<String>,
+    /// HS256, RS256, ES256: the only algorithms accepted.
+    validations: [Validation; 3],
 }
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
@@ -25,6 +26,7 @@ const LEEWAY_SECS: u64 = 30;
 
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
+        let rules = |alg| validation(alg, config.issuer.as_deref(), config.audience.as_deref());
         Self {
             hs256: config
                 .jwt_secret
@@ -35,8 +37,11 @@ impl Authenticator {
                 .as_ref()
                 .map(|url| KeyCache::new(url.clone(), config.jwks_min_refresh)),
             email_claim: config.email_claim.clone(),
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
+            validations: [
+                rules(Algorithm::HS256),
+                rules(Algorithm::RS256),
+                rules(Algorithm::ES256),
+            ],
         }
     }
 
@@ -59,33 +64,38 @@ impl Authenticator {
     /// public key can never be used as an HMAC secret. `none` and other algorithms fail.
     pub async fn verify(&self, token: &str) -> Result<User, Unauthorized> {
         let header = decode_header(token).map_err(|_| unauthorized("The token is not valid."))?;
-        let key = match header.alg {
-            Algorithm::HS256 => self.hs256.clone(),
-            Algorithm::RS256 | Algorithm::ES256 => match (&self.jwks, header.kid.as_deref()) {
-                (Some(jwks), Some(kid)) => jwks.key(kid, header.alg).await,
-                _ => None,
-            },
-            _ => None,
-        }
-        .ok_or_else(|| unauthorized("The token is not valid."))?;
-
-        let claims = decode::<serde_json::Map<String, serde_json::Value>>(
-            token,
-            &key,
-            &self.validation(header.alg),
-        )
-        .map_err(|err| {
-            use jsonwebtoken::errors::ErrorKind;
-            match err.kind() {
-                ErrorKind::ExpiredSignature => unauthorized("The token has expired."),
-                ErrorKind::ImmatureSignature => unauthorized("The token is not valid yet."),
-                ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
-                    unauthorized("The token was issued for someone else.")
+        let invalid = || unauthorized("The token is not valid.");
+        let fetched;
+        let (key, validation) = match header.alg {
+            Algorithm::HS256 => (
+                self.hs256.as_ref().ok_or_else(invalid)?,
+                &self.validations[0],
+            ),
+            Algorithm::RS256 | Algorithm::ES256 => {
+                fetched = match (&self.jwks, header.kid.as_deref()) {
+                    (Some(jwks), Some(kid)) => jwks.key(kid, header.alg).await,
+                    _ => None,
                 }
-                _ => unauthorized("The token is not valid."),
+                .ok_or_else(invalid)?;
+                let rules = if header.alg == Algorithm::RS256 { 1 } else { 2 };
+                (&fetched, &self.validations[rules])
             }
-        })?
-        .claims;
+            _ => return Err(invalid()),
+        };
+
+        let claims = decode::<serde_json::Map<String, serde_json::Value>>(token, key, validation)
+            .map_err(|err| {
+                use jsonwebtoken::errors::ErrorKind;
+                match err.kind() {
+                    ErrorKind::ExpiredSignature => unauthorized("The token has expired."),
+                    ErrorKind::ImmatureSignature => unauthorized("The token is not valid yet."),
+                    ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+                        unauthorized("The token was issued for someone else.")
+                    }
+                    _ => unauthorized("The token is not valid."),
+                }
+            })?
+            .claims;
         let email = claims
             .get(&self.email_claim)
             .and_then(|v| v.as_str())
@@ -95,29 +105,31 @@ impl Authenticator {
             email: email.into_string(),
         })
     }
+}
 
-    fn validation(&self, alg: Algorithm) -> Validation {
-        let mut validation = Validation::new(alg);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        match &self.issuer {
-            Some(iss) => {
-                validation.set_issuer(&[iss]);
-                required.push("iss");
-            }
-            None => validation.iss = None,
+/// The rules an `alg` token is checked by: `exp` (and `nbf` when present) with
+/// [`LEEWAY_SECS`], and the issuer and audience when configured.
+fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp"];
+    match issuer {
+        Some(iss) => {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
         }
-        match &self.audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        validation
+        None => validation.iss = None,
     }
+    match audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 /// `Bearer <token>`, scheme case-insensitive.
