@@ -68,11 +68,13 @@ impl App {
             &config.database,
             config.limits.streams_per_user,
         );
-        let posts = WriteQueue::new(db.clone(), config.limits.posts);
-        let edits = WriteQueue::new(db.clone(), config.limits.edits);
-        let reactions = WriteQueue::new(db.clone(), config.limits.reactions);
+        // The queues' own connections, which plan each batch statement once.
+        let writes = crate::db::lazy_write_pool(&config.database)?;
+        let posts = WriteQueue::new(writes.clone(), config.limits.posts);
+        let edits = WriteQueue::new(writes.clone(), config.limits.edits);
+        let reactions = WriteQueue::new(writes.clone(), config.limits.reactions);
         // Deletes take their tokens from the edits' bucket (`RATE_LIMIT_EDITS`).
-        let deletes = WriteQueue::new(db.clone(), config.limits.edits);
+        let deletes = WriteQueue::new(writes, config.limits.edits);
         Ok(Self(Arc::new(Inner {
             config,
             db,

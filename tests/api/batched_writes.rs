@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::db::limits::RateLimit;
 use shared::db::messages::{
-    DeleteOf, EditOf, PlainPost, ReactionOf, WriteOutcome, delete_batch, edit_batch, post_batch,
-    react_batch,
+    DeleteOf, EditOf, POST_BATCH, PlainPost, ReactionOf, WriteOutcome, delete_batch, edit_batch,
+    post_batch, react_batch,
 };
 use shared::domain::{Emoji, MessageContent, RoomId};
 use uuid::Uuid;
@@ -977,4 +977,46 @@ async fn a_reply_and_its_original_deleted_together_are_each_written_alone() {
         last == before + 3 || last == before + 4,
         "{before} -> {last}"
     );
+}
+
+/// `POST_BATCH`'s plan on `conn`, after six calls: the plan cache's choice by then.
+async fn batch_plan(conn: &mut sqlx::PgConnection) -> String {
+    sqlx::query(&format!(
+        "PREPARE batch(text[], uuid[], text[], text[], uuid[], text, float8, float8) AS {POST_BATCH}"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let mut plan: Vec<String> = Vec::new();
+    for _ in 0..6 {
+        plan = sqlx::query_scalar(
+            "EXPLAIN EXECUTE batch(ARRAY['general'], ARRAY[gen_random_uuid()], ARRAY['a@b.c'],
+                                   ARRAY['x'], ARRAY[NULL::uuid], 'post', 30, 3)",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    }
+    plan.join("\n")
+}
+
+/// The queues' connections plan a batch once (`db::lazy_write_pool`). With Postgres's
+/// default, the plan made for the arrays in hand always looks cheaper than one for arrays of
+/// any length, so a batch is planned again on every call.
+#[tokio::test]
+async fn the_queues_connections_plan_a_batch_once() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.app.posts.db().acquire().await.unwrap();
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "force_generic_plan");
+    // The generic plan reads the bucket's capacity from its parameter.
+    let plan = batch_plan(&mut conn).await;
+    assert!(plan.contains("LEAST($7"), "{plan}");
+    // On a connection with the default, the sixth call is still planned for its arrays.
+    let mut other = app.db.acquire().await.unwrap();
+    let plan = batch_plan(&mut other).await;
+    assert!(!plan.contains("LEAST($7"), "{plan}");
 }

@@ -394,6 +394,62 @@ async fn every_query_the_api_runs_uses_an_index() {
         );
     }
 
+    // The plan the write queue's connections make once for every batch
+    // (`db::lazy_write_pool`: generic, for arrays of any length) finds its rows by key too.
+    let mut writer = app.app.posts.db().acquire().await.unwrap();
+    for (name, statement, types, args) in [
+        (
+            "POST_BATCH",
+            messages::POST_BATCH,
+            "text[], uuid[], text[], text[], uuid[], text, float8, float8",
+            "ARRAY['r'], ARRAY[gen_random_uuid()], ARRAY['a@b.c'], ARRAY['x'], ARRAY[NULL::uuid], 'post', 30, 3",
+        ),
+        (
+            "EDIT_BATCH",
+            messages::EDIT_BATCH,
+            "text[], uuid[], text[], text[], text, float8, float8",
+            "ARRAY['r'], ARRAY[gen_random_uuid()], ARRAY['a@b.c'], ARRAY['x'], 'edit', 30, 3",
+        ),
+        (
+            "REACT_BATCH",
+            messages::REACT_BATCH,
+            "text[], uuid[], text[], text[], bool[], int, text, float8, float8",
+            "ARRAY['r'], ARRAY[gen_random_uuid()], ARRAY['a@b.c'], ARRAY['x'], ARRAY[true], 50, 'react', 60, 6",
+        ),
+        (
+            "DELETE_BATCH",
+            messages::DELETE_BATCH,
+            "text[], uuid[], text[], text, float8, float8",
+            "ARRAY['r'], ARRAY[gen_random_uuid()], ARRAY['a@b.c'], 'edit', 30, 3",
+        ),
+    ] {
+        sqlx::query(&format!("PREPARE generic({types}) AS {statement}"))
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE generic({args})"))
+            .fetch_all(&mut *writer)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        sqlx::query("DEALLOCATE generic")
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        // The generic plan reads the bucket's capacity from its parameter.
+        assert!(
+            plan.contains("LEAST($"),
+            "{name}: not the generic plan:\n{plan}"
+        );
+        for table in ["chat_messages", "chat_rooms"] {
+            assert!(
+                !plan.contains(&format!("Seq Scan on {table}")),
+                "{name}, generic:\n{plan}"
+            );
+        }
+    }
+    drop(writer);
+
     // The admin totals are sums over the rooms (one row each), never over the messages.
     let plan = plan_of(&app.db, sqlx::query(&format!("EXPLAIN {}", stats::TOTALS))).await;
     assert!(!plan.contains("chat_messages"), "TOTALS:\n{plan}");

@@ -37,6 +37,25 @@ pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     lazy_pool_at(&config.url, "DATABASE_URL", config, config.acquire_timeout)
 }
 
+/// The write queue's connections (`write_queue`): one per kind of write in flight, at most
+/// `DB_POOL_MAX`, on `DATABASE_URL` like [`lazy_pool`], with `plan_cache_mode` set to
+/// `force_generic_plan`. A batch binds arrays, and Postgres's default keeps planning such a
+/// statement again on every call: the plan it makes for the arrays in hand always looks
+/// cheaper than one for arrays of any length. Planning a batch cost more Postgres CPU than
+/// writing a small one, and more as the tables grew (BENCHMARKS.md, "Batches planned once").
+/// The plan made once serves every batch: the same index lookups, whatever the length.
+pub fn lazy_write_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options = connect_options(&config.url, "DATABASE_URL", config)?
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    Ok(pool_options(config, config.acquire_timeout)
+        .max_connections(
+            config
+                .pool_max
+                .min(write_queue::KINDS * write_queue::MAX_IN_FLIGHT as u32),
+        )
+        .connect_lazy_with(options))
+}
+
 /// A lazy pool like [`lazy_pool`] on another server (`name` is its setting, for the error),
 /// whose acquires give up after `acquire_timeout`: the read replica's (`replica`).
 pub(crate) fn lazy_pool_at(
@@ -51,7 +70,17 @@ pub(crate) fn lazy_pool_at(
     // crosses `jit_above_cost` (a search's older part, which usually never runs) spent
     // ≈ 800 ms compiling to save nothing (BENCHMARKS.md, "Search and the operator's
     // numbers").
-    let options = PgConnectOptions::from_str(url)
+    let options = connect_options(url, name, config)?;
+    Ok(pool_options(config, acquire_timeout).connect_lazy_with(options))
+}
+
+/// `url` with the settings every connection starts with.
+fn connect_options(
+    url: &str,
+    name: &str,
+    config: &DatabaseConfig,
+) -> anyhow::Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)
         .with_context(|| format!("{name} is not a valid Postgres URL"))?
         .options([
             (
@@ -59,8 +88,12 @@ pub(crate) fn lazy_pool_at(
                 config.statement_timeout.as_millis().to_string(),
             ),
             ("jit", "off".to_owned()),
-        ]);
-    Ok(PgPoolOptions::new()
+        ]))
+}
+
+/// A lazy pool's sizing, timeouts and ping.
+fn pool_options(config: &DatabaseConfig, acquire_timeout: std::time::Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(config.pool_max)
         .min_connections(0)
         .acquire_timeout(acquire_timeout)
@@ -78,7 +111,6 @@ pub(crate) fn lazy_pool_at(
                 Ok(true)
             })
         })
-        .connect_lazy_with(options))
 }
 
 /// Applies pending migrations over `DATABASE_URL_UNPOOLED` when set (they take a

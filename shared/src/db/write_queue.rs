@@ -40,6 +40,8 @@ use crate::domain::FileIds;
 
 /// The most writes one statement carries.
 pub const MAX_BATCH: usize = 64;
+/// The kinds of write with a queue: posts, edits, reactions, deletes.
+pub const KINDS: u32 = 4;
 /// The most writes or batches of a kind in flight at once (each holds one pooled connection
 /// while it runs). One: the writes that arrive meanwhile make the next batch, so a busy
 /// process sends bigger batches rather than more of them (BENCHMARKS.md, "The room's row,
@@ -278,6 +280,11 @@ impl<W: Batched> WriteQueue<W> {
         rx.await.map_err(|_| {
             sqlx::Error::Protocol("the write's batch ended without an answer".into())
         })?
+    }
+
+    /// The connections this queue writes with (`db::lazy_write_pool`).
+    pub fn db(&self) -> &PgPool {
+        &self.0.db
     }
 
     pub fn stats(&self) -> QueueStats {
